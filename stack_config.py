@@ -1,0 +1,665 @@
+"""The stack's configuration: the only module that reads ``pulumi.Config``.
+
+``load_config()`` reads every key declared in ``Pulumi.yaml``, validates it and returns a
+frozen, typed :class:`StackConfig`. Components never read config; ``__main__.py`` hands them
+the pieces they need.
+
+Every bad value stops the program with one :class:`ConfigError` (a ``pulumi.RunError``, so
+the Pulumi CLI prints just the message, no traceback) that names the key, the value given
+and what is allowed. All problems are collected and reported together, so one run shows an
+operator everything to fix.
+
+Production (``environment: production``) is held to the checklist: the checklist's minimum
+host size, 30+ days of backups, no ``*`` CORS origin, at least two app hosts, and no
+switching off of deletion protection or Multi-AZ.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pulumi
+
+PROJECT = "sark-infra"
+
+T = TypeVar("T")
+
+
+class ConfigError(pulumi.RunError):
+    """One or more stack config values are invalid; the message lists each one."""
+
+
+# --------------------------------------------------------------------------------------
+# Instance-type catalogue
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """vCPU and memory of an EC2 instance type."""
+
+    vcpus: int
+    memory_gib: int
+
+
+_SIZES = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48, "16xlarge": 64}
+# GiB of memory per vCPU for each x86_64 family we accept. The app AMI lookup is for amd64
+# Ubuntu, so Graviton families are deliberately absent.
+_FAMILIES = {
+    "m5": 4, "m6i": 4, "m6a": 4, "m7i": 4, "m7a": 4,
+    "c5": 2, "c6i": 2, "c6a": 2, "c7i": 2,
+    "r5": 8, "r6i": 8, "r6a": 8, "r7i": 8,
+}
+INSTANCE_TYPES: dict[str, InstanceSpec] = {
+    f"{family}.{size}": InstanceSpec(vcpus, vcpus * per_vcpu)
+    for family, per_vcpu in _FAMILIES.items()
+    for size, vcpus in _SIZES.items()
+}
+INSTANCE_TYPES.update({
+    "t3.large": InstanceSpec(2, 8), "t3.xlarge": InstanceSpec(4, 16), "t3.2xlarge": InstanceSpec(8, 32),
+})
+
+# The checklist's minimum server (Pre-Deployment 1.1): 4 CPU, 16 GB RAM, 100 GB SSD.
+MIN_VCPUS = 4
+MIN_MEMORY_GIB = 16
+MIN_ROOT_VOLUME_GB = 100
+
+ENVIRONMENTS = ("production", "staging", "development")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SIEM_PROVIDERS = ("splunk", "datadog", "none")
+CACHE_ENGINES = ("valkey", "redis")
+
+
+# --------------------------------------------------------------------------------------
+# Settings, one frozen dataclass per tier
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingNetwork:
+    """A VPC and subnets that already exist, used instead of creating a network."""
+
+    vpc_id: str
+    public_subnet_ids: tuple[str, ...]
+    app_subnet_ids: tuple[str, ...]
+    data_subnet_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkSettings:
+    """Network tier settings (keys ``vpcCidr``, ``availabilityZoneCount``, ...)."""
+
+    vpc_cidr: str
+    az_count: int
+    single_nat_gateway: bool
+    flow_log_retention_days: int
+    existing: ExistingNetwork | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSettings:
+    """SARK app hosts and the app's own settings."""
+
+    instance_type: str
+    instance: InstanceSpec
+    root_volume_gb: int
+    min_size: int
+    desired_capacity: int
+    max_size: int
+    repository_url: str
+    release_tag: str
+    previous_release_tag: str | None
+    new_release_weight: int
+    log_level: str
+    cors_origins: tuple[str, ...]
+    access_token_expire_minutes: int
+    postgres_pool_size: int
+    admin_cidrs: tuple[str, ...]
+    monitoring_cidrs: tuple[str, ...]
+
+    @property
+    def workers(self) -> int:
+        """Uvicorn workers, the checklist's 2 x vCPU + 1."""
+        return 2 * self.instance.vcpus + 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadBalancerSettings:
+    """The public HTTPS load balancer."""
+
+    ingress_cidrs: tuple[str, ...]
+    certificate_arn: str | None
+    domain_name: str | None
+    hosted_zone_id: str | None
+    tls_policy: str
+    hsts_max_age_seconds: int
+    access_log_retention_days: int
+    waf_enabled: bool
+    deletion_protection: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    """RDS PostgreSQL."""
+
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    multi_az: bool
+    deletion_protection: bool
+    max_connections: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimescaleSettings:
+    """The self-managed TimescaleDB host (RDS cannot load the timescaledb extension)."""
+
+    instance_type: str
+    instance: InstanceSpec
+    data_volume_gb: int
+    timescaledb_version: str
+    snapshot_retention_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """ElastiCache (Valkey or Redis)."""
+
+    engine: str
+    engine_version: str
+    node_type: str
+    node_count: int
+    snapshot_retention_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretsSettings:
+    """Secrets Manager secrets and their rotation schedule (checklist 2.1)."""
+
+    siem_provider: str
+    splunk_hec_url: str | None
+    splunk_index: str
+    datadog_site: str
+    consul_token: bool
+    vault_token: bool
+    recovery_window_days: int
+    secret_key_rotation_days: int
+    database_password_rotation_days: int
+    api_token_rotation_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservabilitySettings:
+    """Alerting, dashboards and logs (checklist 3.3 and Post-Deployment 1)."""
+
+    alert_emails: tuple[str, ...]
+    alert_https_endpoints: tuple[str, ...]
+    log_retention_days: int
+    error_rate_percent: float
+    cpu_percent: float
+    memory_percent: float
+    p95_latency_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """Everything the program needs, validated."""
+
+    project: str
+    stack: str
+    environment: str
+    region: str
+    name_prefix: str
+    network: NetworkSettings
+    app: AppSettings
+    load_balancer: LoadBalancerSettings
+    database: DatabaseSettings
+    timescale: TimescaleSettings
+    cache: CacheSettings
+    secrets: SecretsSettings
+    observability: ObservabilitySettings
+
+    @property
+    def is_production(self) -> bool:
+        """Whether the checklist's production rules apply."""
+        return self.environment == "production"
+
+
+# --------------------------------------------------------------------------------------
+# Reading and validating
+# --------------------------------------------------------------------------------------
+
+class _Reader:
+    """Typed access to raw config strings that records every problem instead of raising."""
+
+    def __init__(self, raw: Callable[[str], str | None], namespace: str) -> None:
+        self._raw = raw
+        self._ns = namespace
+        self.errors: list[str] = []
+        self.defaults: dict[str, object] = {}
+        """Every key read, with the default used when it is unset (checked against Pulumi.yaml)."""
+
+    def key(self, name: str) -> str:
+        return f"{self._ns}:{name}"
+
+    def fail(self, name: str, value: object, allowed: str) -> None:
+        self.errors.append(f"{self.key(name)}: {_show(value)} is not allowed; expected {allowed}")
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        self.defaults.setdefault(name, default)
+        value = self._raw(name)
+        return default if value is None or value == "" else value
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        value = self.text(name, default) or default
+        if value not in choices:
+            self.fail(name, value, "one of " + ", ".join(choices))
+            return default
+        return value
+
+    def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        self.defaults.setdefault(name, default)
+        raw = self._raw(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.fail(name, raw, f"a whole number{_range(minimum, maximum)}")
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.fail(name, value, f"a whole number{_range(minimum, maximum)}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        self.defaults.setdefault(name, default)
+        raw = self._raw(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.fail(name, raw, f"a number{_range(minimum, maximum)}")
+            return default
+        if not minimum <= value <= maximum:
+            self.fail(name, value, f"a number{_range(minimum, maximum)}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        self.defaults.setdefault(name, default)
+        raw = self._raw(name)
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        self.fail(name, raw, "true or false")
+        return default
+
+    def strings(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
+        self.defaults.setdefault(name, list(default))
+        raw = self._raw(name)
+        if raw is None or raw == "":
+            return tuple(default)
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            self.fail(name, raw, 'a list of strings, e.g. ["a", "b"]')
+            return tuple(default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(name, value, 'a list of strings, e.g. ["a", "b"]')
+            return tuple(default)
+        return tuple(value)
+
+    def cidrs(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
+        values = self.strings(name, default)
+        for value in values:
+            if not _is_cidr(value):
+                self.fail(name, value, "IPv4 or IPv6 CIDR blocks such as 10.0.0.0/16 (host bits zero)")
+                return tuple(default)
+        return values
+
+    def instance_type(self, name: str, default: str) -> tuple[str, InstanceSpec]:
+        value = self.text(name, default) or default
+        spec = INSTANCE_TYPES.get(value)
+        if spec is None:
+            self.fail(name, value, "a known x86_64 instance type such as m6i.2xlarge (see stack_config.INSTANCE_TYPES)")
+            return default, INSTANCE_TYPES[default]
+        if spec.vcpus < MIN_VCPUS or spec.memory_gib < MIN_MEMORY_GIB:
+            self.fail(
+                name, value,
+                f"at least {MIN_VCPUS} vCPU and {MIN_MEMORY_GIB} GiB (the checklist minimum); "
+                f"{value} has {spec.vcpus} vCPU and {spec.memory_gib} GiB",
+            )
+            return default, INSTANCE_TYPES[default]
+        return value, spec
+
+
+def _show(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str | list | dict) else str(value)
+
+
+def _range(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f" from {minimum:g} to {maximum:g}"
+    if minimum is not None:
+        return f" of at least {minimum:g}"
+    if maximum is not None:
+        return f" of at most {maximum:g}"
+    return ""
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return "/" in value
+
+
+_URL = re.compile(r"^https://[^\s/$.?#][^\s]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+_GIT_URL = re.compile(r"^(https://|git@)[^\s]+$")
+_RELEASE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+
+
+def _network(r: _Reader) -> NetworkSettings:
+    vpc_cidr = r.text("vpcCidr", "10.40.0.0/16") or "10.40.0.0/16"
+    if not _is_cidr(vpc_cidr) or ":" in vpc_cidr:
+        r.fail("vpcCidr", vpc_cidr, "an IPv4 CIDR block such as 10.40.0.0/16 (host bits zero)")
+        vpc_cidr = "10.40.0.0/16"
+    else:
+        net = ipaddress.IPv4Network(vpc_cidr)
+        if not 16 <= net.prefixlen <= 22 or not net.is_private:
+            r.fail("vpcCidr", vpc_cidr, "a private (RFC 1918) IPv4 block from /16 to /22")
+            vpc_cidr = "10.40.0.0/16"
+    az_count = r.integer("availabilityZoneCount", 3, 2, 4)
+
+    existing = None
+    vpc_id = r.text("existingVpcId")
+    public = r.strings("existingPublicSubnetIds")
+    app = r.strings("existingAppSubnetIds")
+    data = r.strings("existingDataSubnetIds")
+    if vpc_id:
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", vpc_id):
+            r.fail("existingVpcId", vpc_id, "a VPC id such as vpc-0123456789abcdef0")
+        for key, ids in (("existingPublicSubnetIds", public), ("existingAppSubnetIds", app),
+                         ("existingDataSubnetIds", data)):
+            if len(ids) < 2 or not all(re.fullmatch(r"subnet-[0-9a-f]{8,17}", i) for i in ids):
+                r.fail(key, list(ids), "at least 2 subnet ids (subnet-...) in different availability zones "
+                       "when existingVpcId is set")
+        existing = ExistingNetwork(vpc_id=vpc_id, public_subnet_ids=public, app_subnet_ids=app,
+                                   data_subnet_ids=data)
+    elif public or app or data:
+        r.fail("existingVpcId", None, "a VPC id when existing subnet ids are given")
+
+    return NetworkSettings(
+        vpc_cidr=vpc_cidr,
+        az_count=az_count,
+        single_nat_gateway=r.boolean("singleNatGateway", False),
+        flow_log_retention_days=r.integer("flowLogRetentionDays", 90, 30, 3653),
+        existing=existing,
+    )
+
+
+def _app(r: _Reader, production: bool) -> AppSettings:
+    instance_type, spec = r.instance_type("appInstanceType", "m6i.2xlarge")
+    min_size = r.integer("appMinSize", 2, 1 if not production else 2, 20)
+    max_size = r.integer("appMaxSize", 4, 1, 40)
+    desired = r.integer("appDesiredCapacity", min_size, 1, 40)
+    if not min_size <= desired <= max_size:
+        r.fail("appDesiredCapacity", desired, f"a number from appMinSize ({min_size}) to appMaxSize ({max_size})")
+        desired = min_size
+
+    repository_url = r.text("sarkRepositoryUrl", "https://github.com/your-org/sark.git") or ""
+    if not _GIT_URL.match(repository_url):
+        r.fail("sarkRepositoryUrl", repository_url, "an https:// or git@ repository URL")
+    release_tag = r.text("appVersion", "v0.1.0") or "v0.1.0"
+    if not _RELEASE_TAG.match(release_tag):
+        r.fail("appVersion", release_tag, "a git tag or branch name (letters, digits, . _ / -)")
+    previous = r.text("previousAppVersion")
+    if previous is not None and not _RELEASE_TAG.match(previous):
+        r.fail("previousAppVersion", previous, "a git tag or branch name (letters, digits, . _ / -)")
+    weight = r.integer("newVersionTrafficPercent", 100, 0, 100)
+    if previous is None and weight != 100:
+        r.fail("newVersionTrafficPercent", weight, "100 unless previousAppVersion is set (nothing else to send "
+               "the remaining traffic to)")
+        weight = 100
+
+    cors = r.strings("corsOrigins", ())
+    for origin in cors:
+        if origin == "*":
+            if production:
+                r.fail("corsOrigins", list(cors), 'explicit https origins in production, never "*" (checklist 3.1)')
+                break
+        elif not _URL.match(origin) and not origin.startswith("http://localhost"):
+            r.fail("corsOrigins", origin, "origins such as https://app.example.com")
+            break
+    if production and not cors:
+        r.fail("corsOrigins", [], "at least one trusted https origin in production (checklist 2.2)")
+
+    log_level = r.choice("logLevel", "INFO", ("INFO", "WARNING") if production else LOG_LEVELS)
+    root_gb = r.integer("appRootVolumeGb", 500, MIN_ROOT_VOLUME_GB, 16384)
+    return AppSettings(
+        instance_type=instance_type,
+        instance=spec,
+        root_volume_gb=root_gb,
+        min_size=min_size,
+        desired_capacity=desired,
+        max_size=max_size,
+        repository_url=repository_url,
+        release_tag=release_tag,
+        previous_release_tag=previous,
+        new_release_weight=weight,
+        log_level=log_level,
+        cors_origins=cors,
+        access_token_expire_minutes=r.integer("accessTokenExpireMinutes", 15, 1, 1440),
+        postgres_pool_size=r.integer("postgresPoolSize", 20, 1, 200),
+        admin_cidrs=r.cidrs("adminCidrs"),
+        monitoring_cidrs=r.cidrs("monitoringCidrs"),
+    )
+
+
+def _load_balancer(r: _Reader, production: bool) -> LoadBalancerSettings:
+    certificate_arn = r.text("certificateArn")
+    if certificate_arn is not None and not _ACM_ARN.match(certificate_arn):
+        r.fail("certificateArn", certificate_arn, "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
+    domain_name = r.text("domainName")
+    hosted_zone_id = r.text("hostedZoneId")
+    if certificate_arn is None and (domain_name is None or hosted_zone_id is None):
+        r.fail("certificateArn", None, "an ACM certificate ARN, or domainName and hostedZoneId so the stack can "
+               "create and DNS-validate one")
+    deletion_protection = r.boolean("loadBalancerDeletionProtection", True)
+    if production and not deletion_protection:
+        r.fail("loadBalancerDeletionProtection", False, "true in production")
+    return LoadBalancerSettings(
+        ingress_cidrs=r.cidrs("ingressCidrs", ("0.0.0.0/0", "::/0")),
+        certificate_arn=certificate_arn,
+        domain_name=domain_name,
+        hosted_zone_id=hosted_zone_id,
+        tls_policy=r.choice("tlsPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                            ("ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06")),
+        hsts_max_age_seconds=r.integer("hstsMaxAgeSeconds", 31536000, 31536000, 63072000),
+        access_log_retention_days=r.integer("accessLogRetentionDays", 90, 30, 3653),
+        waf_enabled=r.boolean("wafEnabled", True),
+        deletion_protection=deletion_protection,
+    )
+
+
+def _database(r: _Reader, production: bool) -> DatabaseSettings:
+    version = r.text("dbEngineVersion", "15") or "15"
+    major = re.fullmatch(r"(\d+)(\.\d+)?", version)
+    if major is None or int(major.group(1)) < 14:
+        r.fail("dbEngineVersion", version, "PostgreSQL 14 or newer, e.g. 15 or 15.7 (checklist 1.2)")
+        version = "15"
+    retention = r.integer("dbBackupRetentionDays", 30, 30 if production else 1, 35)
+    multi_az = r.boolean("dbMultiAz", True)
+    deletion_protection = r.boolean("dbDeletionProtection", True)
+    if production and not multi_az:
+        r.fail("dbMultiAz", False, "true in production")
+    if production and not deletion_protection:
+        r.fail("dbDeletionProtection", False, "true in production")
+    storage = r.integer("dbAllocatedStorageGb", 100, 20, 65536)
+    max_storage = r.integer("dbMaxAllocatedStorageGb", 500, 20, 65536)
+    if max_storage < storage:
+        r.fail("dbMaxAllocatedStorageGb", max_storage, f"at least dbAllocatedStorageGb ({storage})")
+        max_storage = storage
+    instance_class = r.text("dbInstanceClass", "db.m6i.large") or "db.m6i.large"
+    if not re.fullmatch(r"db\.[a-z0-9]+\.[a-z0-9]+", instance_class):
+        r.fail("dbInstanceClass", instance_class, "an RDS instance class such as db.m6i.large")
+    return DatabaseSettings(
+        engine_version=version,
+        instance_class=instance_class,
+        allocated_storage_gb=storage,
+        max_allocated_storage_gb=max_storage,
+        backup_retention_days=retention,
+        multi_az=multi_az,
+        deletion_protection=deletion_protection,
+        max_connections=r.integer("dbMaxConnections", 400, 50, 5000),
+    )
+
+
+def _timescale(r: _Reader, production: bool) -> TimescaleSettings:
+    instance_type, spec = r.instance_type("timescaleInstanceType", "m6i.xlarge")
+    version = r.text("timescaledbVersion", "2.14") or "2.14"
+    parsed = re.fullmatch(r"(\d+)\.(\d+)(\.\d+)?", version)
+    if parsed is None or (int(parsed.group(1)), int(parsed.group(2))) < (2, 11):
+        r.fail("timescaledbVersion", version, "TimescaleDB 2.11 or newer, e.g. 2.14 (checklist 1.2)")
+        version = "2.14"
+    return TimescaleSettings(
+        instance_type=instance_type,
+        instance=spec,
+        data_volume_gb=r.integer("timescaleDataVolumeGb", 200, 20, 16384),
+        timescaledb_version=version,
+        snapshot_retention_days=r.integer("timescaleSnapshotRetentionDays", 30, 30 if production else 1, 365),
+    )
+
+
+def _cache(r: _Reader, production: bool) -> CacheSettings:
+    engine = r.choice("cacheEngine", "valkey", CACHE_ENGINES)
+    default_version = "7.2" if engine == "valkey" else "7.1"
+    version = r.text("cacheEngineVersion", default_version) or default_version
+    parsed = re.fullmatch(r"(\d+)\.(\d+)", version)
+    minimum = (7, 2) if engine == "valkey" else (7, 0)
+    if parsed is None or (int(parsed.group(1)), int(parsed.group(2))) < minimum:
+        r.fail("cacheEngineVersion", version, f"{engine} {minimum[0]}.{minimum[1]} or newer, as major.minor")
+        version = default_version
+    node_type = r.text("cacheNodeType", "cache.m6g.large") or "cache.m6g.large"
+    if not re.fullmatch(r"cache\.[a-z0-9]+\.[a-z0-9]+", node_type):
+        r.fail("cacheNodeType", node_type, "an ElastiCache node type such as cache.m6g.large")
+    return CacheSettings(
+        engine=engine,
+        engine_version=version,
+        node_type=node_type,
+        node_count=r.integer("cacheNodeCount", 2, 2, 6),
+        snapshot_retention_days=r.integer("cacheSnapshotRetentionDays", 30, 30 if production else 1, 35),
+    )
+
+
+def _secrets(r: _Reader) -> SecretsSettings:
+    provider = r.choice("siemProvider", "splunk", SIEM_PROVIDERS)
+    hec_url = r.text("splunkHecUrl")
+    if hec_url is not None and not _URL.match(hec_url):
+        r.fail("splunkHecUrl", hec_url, "an https:// URL of the Splunk HTTP Event Collector")
+    if provider == "splunk" and hec_url is None:
+        r.fail("splunkHecUrl", None, "the Splunk HEC URL when siemProvider is splunk")
+    return SecretsSettings(
+        siem_provider=provider,
+        splunk_hec_url=hec_url,
+        splunk_index=r.text("splunkIndex", "sark_audit") or "sark_audit",
+        datadog_site=r.text("datadogSite", "datadoghq.com") or "datadoghq.com",
+        consul_token=r.boolean("consulTokenEnabled", False),
+        vault_token=r.boolean("vaultTokenEnabled", False),
+        recovery_window_days=r.integer("secretRecoveryWindowDays", 30, 7, 30),
+        secret_key_rotation_days=r.integer("secretKeyRotationDays", 180, 1, 180),
+        database_password_rotation_days=r.integer("databasePasswordRotationDays", 90, 1, 90),
+        api_token_rotation_days=r.integer("apiTokenRotationDays", 90, 30, 90),
+    )
+
+
+def _observability(r: _Reader) -> ObservabilitySettings:
+    emails = r.strings("alertEmails")
+    for email in emails:
+        if not _EMAIL.match(email):
+            r.fail("alertEmails", email, "email addresses such as oncall@example.com")
+            break
+    endpoints = r.strings("alertHttpsEndpoints")
+    for endpoint in endpoints:
+        if not _URL.match(endpoint):
+            r.fail("alertHttpsEndpoints", endpoint, "https:// URLs (e.g. a PagerDuty or Slack integration URL)")
+            break
+    return ObservabilitySettings(
+        alert_emails=emails,
+        alert_https_endpoints=endpoints,
+        log_retention_days=r.integer("logRetentionDays", 90, 30, 90),
+        error_rate_percent=r.number("alarmErrorRatePercent", 5.0, 0.1, 100.0),
+        cpu_percent=r.number("alarmCpuPercent", 90.0, 1.0, 100.0),
+        memory_percent=r.number("alarmMemoryPercent", 80.0, 1.0, 100.0),
+        p95_latency_ms=r.number("alarmP95LatencyMs", 500.0, 1.0, 60000.0),
+    )
+
+
+def parse_config(raw: Callable[[str], str | None], *, project: str, stack: str, region: str | None) -> StackConfig:
+    """Validate raw config strings (``raw(key)`` for keys of the project namespace).
+
+    Split from :func:`load_config` so tests can feed plain dictionaries.
+    """
+    r = _Reader(raw, project)
+    config = _read_all(r, region=region, project=project, stack=stack)
+    if r.errors:
+        noun = "value" if len(r.errors) == 1 else "values"
+        raise ConfigError(f"invalid stack configuration ({len(r.errors)} {noun}):\n  " + "\n  ".join(r.errors))
+    return config
+
+
+def _read_all(r: _Reader, *, region: str | None, project: str = PROJECT, stack: str = "") -> StackConfig:
+    environment = r.choice("environment", "production", ENVIRONMENTS)
+    production = environment == "production"
+    prefix = r.text("namePrefix", "sark") or "sark"
+    if not _PREFIX.match(prefix):
+        r.fail("namePrefix", prefix, "2-20 lowercase letters, digits or hyphens, starting with a letter")
+        prefix = "sark"
+    if not region:
+        r.errors.append("aws:region: not set; expected the AWS region to deploy to, e.g. "
+                        "`pulumi config set aws:region eu-west-1`")
+
+    return StackConfig(
+        project=project,
+        stack=stack,
+        environment=environment,
+        region=region or "",
+        name_prefix=prefix,
+        network=_network(r),
+        app=_app(r, production),
+        load_balancer=_load_balancer(r, production),
+        database=_database(r, production),
+        timescale=_timescale(r, production),
+        cache=_cache(r, production),
+        secrets=_secrets(r),
+        observability=_observability(r),
+    )
+
+
+def declared_defaults() -> dict[str, object]:
+    """Every project config key the program reads, with its default (``None``: no default).
+
+    Pulumi.yaml must declare exactly these keys with these defaults; a test holds them together.
+    """
+    reader = _Reader(lambda _key: None, PROJECT)
+    _read_all(reader, region="us-east-1")
+    return reader.defaults
+
+
+def load_config() -> StackConfig:
+    """Read and validate this stack's config. Raises :class:`ConfigError` on any bad value."""
+    config = pulumi.Config()
+    aws = pulumi.Config("aws")
+    return parse_config(config.get, project=pulumi.get_project(), stack=pulumi.get_stack(), region=aws.get("region"))
