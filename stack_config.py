@@ -342,7 +342,7 @@ class _Reader:
 
 
 def _show(value: object) -> str:
-    return json.dumps(value) if isinstance(value, str | list | dict) else str(value)
+    return json.dumps(value) if isinstance(value, str | list | dict | bool) else str(value)
 
 
 def _range(minimum: float | None, maximum: float | None) -> str:
@@ -471,7 +471,8 @@ def _app(r: _Reader, production: bool) -> AppSettings:
 def _load_balancer(r: _Reader, production: bool) -> LoadBalancerSettings:
     certificate_arn = r.text("certificateArn")
     if certificate_arn is not None and not _ACM_ARN.match(certificate_arn):
-        r.fail("certificateArn", certificate_arn, "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
+        r.fail("certificateArn", certificate_arn,
+               "an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
     domain_name = r.text("domainName")
     hosted_zone_id = r.text("hostedZoneId")
     if certificate_arn is None and (domain_name is None or hosted_zone_id is None):

@@ -1,0 +1,58 @@
+"""Reading resource properties the way they really arrive.
+
+At run time ``args.props`` is the SDK's unknown-checking proxy: mappings and sequences are
+``collections.abc`` types, not ``dict``/``list``; numbers are floats; some booleans arrive as
+the strings ``"true"``/``"false"``; keys may be missing; and reading a value that is unknown
+during preview raises ``UnknownValueError`` (the SDK turns that into an advisory "can't run
+policy during preview"). These helpers accept all of that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def as_bool(value: Any) -> bool | None:
+    """True/False for booleans and their string forms; None when missing or unrecognised."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def as_int(value: Any) -> int | None:
+    """An integer from an int, an integral float or a numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """The items of a sequence (not a string); [] for None or anything else."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return []
+
+
+def as_map(value: Any) -> Mapping[str, Any]:
+    """A mapping, or an empty one for None or anything else."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def first(value: Any) -> Mapping[str, Any]:
+    """The first element of a list of blocks (Terraform's single nested blocks arrive as lists or maps)."""
+    if isinstance(value, Mapping):
+        return value
+    items = as_list(value)
+    return items[0] if items and isinstance(items[0], Mapping) else {}
