@@ -4,6 +4,7 @@ import pulumi
 
 from components.kms import StackKey, StackKeyArgs
 from components.network import ExistingVpc, Network, NetworkArgs
+from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from stack_config import load_config
 
 cfg = load_config()
@@ -27,6 +28,17 @@ network = Network(
             app_subnet_ids=existing.app_subnet_ids,
             data_subnet_ids=existing.data_subnet_ids,
         ) if existing else None,
+    ),
+)
+
+firewall = SecurityGroups(
+    f"{base}-sg",
+    SecurityGroupsArgs(
+        vpc_id=network.vpc_id,
+        ingress_cidrs=cfg.load_balancer.ingress_cidrs,
+        monitoring_cidrs=cfg.app.monitoring_cidrs,
+        admin_cidrs=cfg.app.admin_cidrs,
+        siem_port=cfg.secrets.siem_port,
     ),
 )
 

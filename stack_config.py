@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -191,6 +192,13 @@ class SecretsSettings:
     secret_key_rotation_days: int
     database_password_rotation_days: int
     api_token_rotation_days: int
+
+    @property
+    def siem_port(self) -> int | None:
+        """TCP port the app sends audit events to, when it is not plain HTTPS (Splunk HEC: 8088)."""
+        if self.siem_provider != "splunk" or self.splunk_hec_url is None:
+            return None
+        return urlsplit(self.splunk_hec_url).port or 443
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,9 @@
 Creates (when no existing VPC is given):
 - a VPC with DNS support, spread over ``az_count`` availability zones;
 - per zone a *public* subnet (load balancer, NAT gateway), a private *app* subnet (SARK
-  hosts, outbound through NAT) and an isolated *data* subnet (RDS, ElastiCache, TimescaleDB;
-  no route to the internet at all);
+  hosts, outbound through NAT) and a private *data* subnet (RDS, ElastiCache, TimescaleDB;
+  unreachable from the internet, outbound through NAT only for the TimescaleDB host's
+  package installs);
 - an internet gateway, a NAT gateway with an Elastic IP per zone (or one shared NAT when
   ``single_nat_gateway`` is set, for cheaper non-production stacks), and route tables;
 - VPC flow logs of all traffic to a CloudWatch log group with a retention period,
@@ -118,6 +119,9 @@ class Network(pulumi.ComponentResource):
     data_subnet_ids: pulumi.Output[list[str]]
     """Isolated subnets for RDS, ElastiCache and the TimescaleDB host."""
 
+    app_subnet_cidrs: pulumi.Output[list[str]]
+    """IPv4 blocks of the app subnets (for host-level allow lists such as pg_hba.conf)."""
+
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:network:Network", name, None, opts)
         if args.existing is not None:
@@ -130,6 +134,7 @@ class Network(pulumi.ComponentResource):
             "publicSubnetIds": self.public_subnet_ids,
             "appSubnetIds": self.app_subnet_ids,
             "dataSubnetIds": self.data_subnet_ids,
+            "appSubnetCidrs": self.app_subnet_cidrs,
         })
 
     def _adopt(self, name: str, existing: ExistingVpc) -> None:
@@ -140,6 +145,10 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.from_input(list(existing.public_subnet_ids))
         self.app_subnet_ids = pulumi.Output.from_input(list(existing.app_subnet_ids))
         self.data_subnet_ids = pulumi.Output.from_input(list(existing.data_subnet_ids))
+        self.app_subnet_cidrs = pulumi.Output.all(*[
+            aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOutputOptions(parent=self)).cidr_block
+            for subnet_id in existing.app_subnet_ids
+        ])
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -177,10 +186,6 @@ class Network(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             tags={"Name": f"{name}-public-rt"}, opts=child,
         )
-        # The data tier has no route out: no NAT, no internet gateway. S3 is reached through
-        # the gateway endpoint added to this table below.
-        data_rt = aws.ec2.RouteTable(f"{name}-data-rt", vpc_id=vpc.id, tags={"Name": f"{name}-data-rt"}, opts=child)
-
         subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
         for tier in TIERS:
             for zone, cidr in zip(zones, cidrs[tier], strict=True):
@@ -197,9 +202,6 @@ class Network(pulumi.ComponentResource):
         for zone, subnet in zip(zones, subnets["public"], strict=True):
             aws.ec2.RouteTableAssociation(f"{name}-public-{zone}-rta", subnet_id=subnet.id,
                                           route_table_id=public_rt.id, opts=child)
-        for zone, subnet in zip(zones, subnets["data"], strict=True):
-            aws.ec2.RouteTableAssociation(f"{name}-data-{zone}-rta", subnet_id=subnet.id,
-                                          route_table_id=data_rt.id, opts=child)
 
         nat_zones = zones[:1] if args.single_nat_gateway else zones
         nats: dict[str, aws.ec2.NatGateway] = {}
@@ -211,20 +213,25 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{name}-nat-{zone}"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
-        app_rts: list[aws.ec2.RouteTable] = []
-        for zone, subnet in zip(zones, subnets["app"], strict=True):
-            nat = nats.get(zone) or nats[nat_zones[0]]
-            route_table = aws.ec2.RouteTable(
-                f"{name}-app-{zone}-rt", vpc_id=vpc.id,
-                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
-                tags={"Name": f"{name}-app-{zone}-rt"}, opts=child,
-            )
-            aws.ec2.RouteTableAssociation(f"{name}-app-{zone}-rta", subnet_id=subnet.id,
-                                          route_table_id=route_table.id, opts=child)
-            app_rts.append(route_table)
+        # Data subnets route outbound through NAT too: the TimescaleDB host installs its
+        # packages at boot. Nothing routes *in* from the internet (no internet gateway route,
+        # no public IPs), and the data tier's security groups allow no egress except where a
+        # host needs it, so RDS and ElastiCache stay unreachable from outside.
+        private_rts: list[aws.ec2.RouteTable] = []
+        for tier in ("app", "data"):
+            for zone, subnet in zip(zones, subnets[tier], strict=True):
+                nat = nats.get(zone) or nats[nat_zones[0]]
+                route_table = aws.ec2.RouteTable(
+                    f"{name}-{tier}-{zone}-rt", vpc_id=vpc.id,
+                    routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+                    tags={"Name": f"{name}-{tier}-{zone}-rt"}, opts=child,
+                )
+                aws.ec2.RouteTableAssociation(f"{name}-{tier}-{zone}-rta", subnet_id=subnet.id,
+                                              route_table_id=route_table.id, opts=child)
+                private_rts.append(route_table)
 
         self._flow_logs(name, args, vpc)
-        self._endpoints(name, args, vpc, subnets["app"], [*app_rts, data_rt])
+        self._endpoints(name, args, vpc, subnets["app"], private_rts)
 
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
@@ -232,6 +239,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["public"]])
         self.app_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["app"]])
         self.data_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["data"]])
+        self.app_subnet_cidrs = pulumi.Output.from_input(cidrs["app"])
 
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         child = pulumi.ResourceOptions(parent=self)
