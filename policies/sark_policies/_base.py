@@ -71,6 +71,10 @@ class Anchors:
         return [f"{name}:{rule}" for name, rules in sets.items() for rule in rules]
 
 
+RESOURCE_TYPES: dict[str, tuple[str, ...]] = {}
+"""Policy name -> the type tokens it checks (``()`` for stack policies); feeds the rule table."""
+
+
 def exemption_reason(config: Mapping[str, Any] | None, name: str, urn: str) -> str | None:
     """The configured reason if this resource is exempt, else None."""
     for entry in (config or {}).get("exemptions") or ():
@@ -114,6 +118,7 @@ def resource_policy(
             return None
         return remediate(args)
 
+    RESOURCE_TYPES[name] = tuple(sorted(types))
     return ResourceValidationPolicy(
         name=name,
         description=description,
@@ -156,6 +161,7 @@ def stack_policy(
 
         validate(args, report)
 
+    RESOURCE_TYPES[name] = ()
     return StackValidationPolicy(
         name=name,
         description=description,
