@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pulumi_policy import EnforcementLevel
+
 from sark_policies import POLICIES
 from sark_policies._base import RESOURCE_TYPES
 
