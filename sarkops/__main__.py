@@ -1,0 +1,47 @@
+"""``python -m sarkops <command>``: dispatch to the subcommand modules.
+
+Each command lives in its own module ``sarkops/<command>.py`` exposing
+``add_parser(subparsers)``, which registers its argparse sub-parser and sets
+``handler=<fn(args) -> int>``. Modules listed in :data:`COMMANDS` that do not exist yet (e.g.
+``verify``) are skipped, so adding a command means adding its module. Command modules must be
+cheap to import: heavy imports (pulumi, boto3, moto) belong inside the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+COMMANDS = ("plan", "verify")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sarkops`` parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m sarkops", description="Offline operations on the SARK stack.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        if importlib.util.find_spec(f"sarkops.{command}") is None:
+            continue
+        module = importlib.import_module(f"sarkops.{command}")
+        add_parser = getattr(module, "add_parser", None)
+        if add_parser is not None:
+            add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; returns its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as other CLI tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

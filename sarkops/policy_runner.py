@@ -1,0 +1,731 @@
+"""Evaluate CrossGuard policy packs over a :class:`~sarkops.harness.Recording`, as the engine does.
+
+A pack is loaded the way the policy analyzer loads it, from its directory, but without the
+gRPC server: ``PolicyPack`` is swapped for a stand-in that captures its arguments while the
+pack's ``__main__.py`` runs (the real constructor serves forever).
+
+Evaluation drives the policy SDK's own analyzer servicer (``_PolicyAnalyzerServicer``, the
+code behind ``pulumi preview --policy-pack``; private API, so pulumi-policy is pinned) with
+the requests the engine would send:
+
+1. ``GetAnalyzerInfo``, then ``Configure`` with each policy's effective config: schema
+   defaults, then the pack's ``initial_config``, then the ``--policy-pack-config`` file
+   (``"all"`` sets every level), validated against the policy's config schema;
+2. ``Remediate`` for every custom resource; returned properties replace the inputs for what
+   follows (and for the next pack);
+3. ``Analyze`` for every custom resource, on its (remediated) inputs;
+4. ``AnalyzeStack`` once, over every resource including components and the root stack, on
+   their outputs, with parent, dependencies and property dependencies.
+
+Properties travel as protobuf Structs, so policies see exactly what they would see under the
+engine: numbers as floats, secrets unwrapped (``Remediate`` gets them proxied), and preview
+unknowns raising inside the proxy (reported as advisory "can't run policy ... during preview").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import runpy
+import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format, struct_pb2
+
+from sarkops.errors import PolicyPackError
+from sarkops.harness import STACK_TYPE, RecordedResource, Recording, _from_struct
+
+if TYPE_CHECKING:
+    from pulumi_policy import Policy
+
+__all__ = [
+    "LEVELS",
+    "LoadedPack",
+    "NotApplicable",
+    "PolicyInfo",
+    "PolicyReport",
+    "Remediation",
+    "Violation",
+    "effective_config",
+    "evaluate",
+    "load_pack",
+    "read_pack_config",
+]
+
+LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+"""Enforcement levels, as written in config files and reports."""
+
+# The SDK reports these for every resource a remediation-only (or validation-only) policy
+# skips; they carry no information, and a 200-resource stack would print hundreds of them.
+_BOILERPLATE_REASONS = frozenset({"Policy does not implement validate", "Policy does not implement remediate"})
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Violation:
+    """One diagnostic from a policy."""
+
+    pack: str
+    policy: str
+    enforcement_level: str
+    """``mandatory``, ``advisory``, ``remediate`` (an applied remediation) or ``disabled``."""
+    severity: str
+    """``low``, ``medium``, ``high``, ``critical`` or ``""``."""
+    urn: str
+    """The resource; ``""`` for a stack-level violation that names none."""
+    message: str
+    """Full text as the SDK reports it: the policy description, a newline, the detail."""
+    detail: str = ""
+    """The message without the description prefix (what the rule itself said)."""
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A policy that declared itself not applicable (``args.not_applicable(reason)``)."""
+
+    pack: str
+    policy: str
+    urn: str
+    """The resource for resource policies, ``""`` for stack policies."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """A remediation that changed a resource's inputs before validation."""
+
+    pack: str
+    policy: str
+    urn: str
+    changed: dict[str, tuple[Any, Any]]
+    """Input key -> (before, after); values may hold secrets, mask before printing."""
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """What ``GetAnalyzerInfo`` says about one policy."""
+
+    name: str
+    description: str
+    enforcement_level: str
+    severity: str
+    kind: str
+    """``resource`` or ``stack``."""
+    config_schema: dict[str, Any]
+    """JSON schema ``properties``."""
+    required: list[str]
+    remediation_steps: str = ""
+
+
+@dataclass(frozen=True)
+class LoadedPack:
+    """A policy pack as its ``__main__.py`` constructed it."""
+
+    dir: Path
+    name: str
+    version: str
+    policies: list[Policy]
+    enforcement_level: Any
+    """The pack default, a ``pulumi_policy.EnforcementLevel``."""
+    initial_config: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Other ``PolicyPack`` arguments (description, display_name, readme, provider, tags, repository)."""
+
+
+@dataclass
+class PolicyReport:
+    """Everything the packs reported for one recording."""
+
+    violations: list[Violation] = field(default_factory=list)
+    not_applicable: list[NotApplicable] = field(default_factory=list)
+    remediations: list[Remediation] = field(default_factory=list)
+    policies: dict[str, dict[str, PolicyInfo]] = field(default_factory=dict)
+    """Pack name -> policy name -> metadata."""
+    config: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Pack name -> policy name -> ``{"enforcementLevel": ..., "properties": {...}}`` as sent to Configure."""
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """URN -> inputs after remediation (only resources a remediation changed)."""
+
+    def at_level(self, level: str) -> list[Violation]:
+        """Violations of one enforcement level."""
+        return [v for v in self.violations if v.enforcement_level == level]
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        """Violations that fail the plan."""
+        return self.at_level("mandatory")
+
+    def exemptions(self) -> list[tuple[str, str, str, str]]:
+        """``(pack, policy, resource, reason)`` for every ``exemptions`` entry in the effective config.
+
+        The SARK pack's convention: a rule's config may list ``{"resource", "reason"}`` pairs it
+        does not apply to; reports list them all so no exemption passes unseen.
+        """
+        found = []
+        for pack, policies in self.config.items():
+            for policy, config in policies.items():
+                for entry in config.get("properties", {}).get("exemptions") or []:
+                    if isinstance(entry, Mapping):
+                        found.append((pack, policy, str(entry.get("resource", "")), str(entry.get("reason", ""))))
+        return found
+
+
+# --------------------------------------------------------------------------------------
+# Loading packs
+# --------------------------------------------------------------------------------------
+
+@contextmanager
+def _pack_context(directory: Path) -> Iterator[None]:
+    """Run with the pack dir as cwd and first on sys.path; drop its modules afterwards."""
+    import pulumi_policy
+    import pulumi_policy.policy as policy_module
+
+    root = str(directory)
+    before = set(sys.modules)
+    old_cwd, old_path = os.getcwd(), list(sys.path)
+    saved = (pulumi_policy.PolicyPack, policy_module.PolicyPack)
+    sys.path.insert(0, root)
+    os.chdir(root)
+    try:
+        yield
+    finally:
+        pulumi_policy.PolicyPack, policy_module.PolicyPack = saved
+        os.chdir(old_cwd)
+        sys.path[:] = old_path
+        # The captured policies keep their functions alive; dropping the modules lets another
+        # pack with a module of the same name import its own.
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules.get(name), "__file__", None) or ""
+            if module_file.startswith(root + os.sep):
+                del sys.modules[name]
+
+
+def _pack_version(directory: Path) -> str:
+    """``version`` from PulumiPolicy.yaml (what the CLI reports), else the SDK's ``0.0.1``."""
+    path = directory / "PulumiPolicy.yaml"
+    if path.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise PolicyPackError(f"{path}: not valid YAML: {error}") from None
+        if isinstance(data, dict) and data.get("version"):
+            return str(data["version"])
+    return "0.0.1"
+
+
+def _innermost_frame(error: BaseException, root: Path) -> str:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith(str(root) + os.sep)]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def load_pack(directory: Path | str) -> LoadedPack:
+    """Load the policy pack in ``directory`` without starting its analyzer server.
+
+    :raises PolicyPackError: no ``__main__.py``, it failed, or it never constructed a PolicyPack.
+    """
+    import pulumi_policy
+    import pulumi_policy.policy as policy_module
+
+    directory = Path(directory).resolve()
+    main = directory / "__main__.py"
+    if not main.is_file():
+        raise PolicyPackError(f"{directory}: not a policy pack (no __main__.py)")
+    captured: list[dict[str, Any]] = []
+
+    # Same parameters as PolicyPack.__init__, which packs may call positionally.
+    def capture(  # noqa: PLR0917
+                name: str, policies: list[Policy], enforcement_level: Any = None,
+                initial_config: dict[str, Any] | None = None, description: str | None = None,
+                display_name: str | None = None, readme: str | None = None, provider: str | None = None,
+                tags: list[str] | None = None, repository: str | None = None) -> None:
+        captured.append({"name": name, "policies": policies, "enforcement_level": enforcement_level,
+                         "initial_config": initial_config, "options": {
+                             "description": description, "display_name": display_name, "readme": readme,
+                             "provider": provider, "tags": tags, "repository": repository}})
+
+    with _pack_context(directory):
+        pulumi_policy.PolicyPack = capture  # type: ignore[assignment,misc]
+        policy_module.PolicyPack = capture  # type: ignore[assignment,misc]
+        try:
+            runpy.run_path(str(main), run_name="__main__")
+        except Exception as error:
+            raise PolicyPackError(f"policy pack {directory}: __main__.py failed: "
+                                  f"{type(error).__name__}: {error}{_innermost_frame(error, directory)}") from error
+
+    if not captured:
+        raise PolicyPackError(f"policy pack {directory}: __main__.py never constructs a PolicyPack")
+    pack = captured[-1]
+    name, policies = pack["name"], pack["policies"]
+    # The checks the real PolicyPack constructor makes before it starts serving.
+    if not isinstance(name, str) or not policy_module._POLICY_PACK_NAME_RE.match(name):
+        raise PolicyPackError(f"policy pack {directory}: invalid pack name {name!r} "
+                              "(alphanumerics, hyphens, underscores and periods only)")
+    if not isinstance(policies, list) or not policies or \
+            not all(isinstance(p, pulumi_policy.Policy) for p in policies):
+        raise PolicyPackError(f"policy pack {directory}: `policies` must be a non-empty list of Policy objects")
+    level = pack["enforcement_level"] or pulumi_policy.EnforcementLevel.ADVISORY
+    return LoadedPack(dir=directory, name=name, version=_pack_version(directory), policies=policies,
+                      enforcement_level=level, initial_config=pack["initial_config"],
+                      options={k: v for k, v in pack["options"].items() if v is not None})
+
+
+def read_pack_config(path: Path | str) -> dict[str, Any]:
+    """Parse a ``--policy-pack-config`` JSON file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise PolicyPackError(f"{path}: cannot read policy pack config: {error.strerror}") from None
+    except ValueError as error:
+        raise PolicyPackError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise PolicyPackError(f"{path}: a policy pack config must be a JSON object keyed by policy name")
+    return data
+
+
+# --------------------------------------------------------------------------------------
+# Config: defaults, initial config, file; validation
+# --------------------------------------------------------------------------------------
+
+def _type_matches(expected: str, value: Any) -> bool:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    checks = {
+        "integer": is_number and float(value).is_integer(), "number": is_number,
+        "string": isinstance(value, str), "boolean": isinstance(value, bool), "null": value is None,
+        "array": isinstance(value, list), "object": isinstance(value, dict),
+    }
+    return checks.get(expected, True)
+
+
+def _bound(schema: Mapping[str, Any], keyword: str) -> float | None:
+    value = schema.get(keyword)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _number_errors(schema: Mapping[str, Any], value: float) -> list[str]:
+    tests = (("minimum", float.__lt__, "at least"), ("maximum", float.__gt__, "at most"),
+             ("exclusiveMinimum", float.__le__, "more than"), ("exclusiveMaximum", float.__ge__, "less than"))
+    return [f"must be {words} {_number(bound)}" for keyword, fails, words in tests
+            if (bound := _bound(schema, keyword)) is not None and fails(float(value), float(bound))]
+
+
+def _length_errors(schema: Mapping[str, Any], length: int, unit: str, prefix: str) -> list[str]:
+    errors = []
+    if (low := _bound(schema, f"min{prefix}")) is not None and length < low:
+        errors.append(f"must have at least {_number(low)} {unit}")
+    if (high := _bound(schema, f"max{prefix}")) is not None and length > high:
+        errors.append(f"must have at most {_number(high)} {unit}")
+    return errors
+
+
+def _schema_errors(schema: Mapping[str, Any], value: Any, path: str) -> list[str]:
+    """Violations of the JSON-schema keywords policy config schemas use (a deliberate subset:
+    type, enum, const, bounds, lengths, pattern, items, properties, required,
+    additionalProperties), each as ``<path> = <value> is not allowed: <what is>``."""
+    expected = schema.get("type")
+    types = expected if isinstance(expected, list) else [expected] if expected is not None else []
+    if types and not any(_type_matches(str(t), value) for t in types):
+        return [f"{path} = {value!r} is not allowed: must be of type {' or '.join(map(str, types))}"]
+    problems: list[str] = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"must be one of {schema['enum']!r}")
+    if "const" in schema and value != schema["const"]:
+        problems.append(f"must be {schema['const']!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        problems.extend(_number_errors(schema, value))
+    if isinstance(value, str):
+        problems.extend(_length_errors(schema, len(value), "characters", "Length"))
+        if isinstance(schema.get("pattern"), str) and not re.search(schema["pattern"], value):
+            problems.append(f"must match {schema['pattern']!r}")
+    if isinstance(value, list):
+        problems.extend(_length_errors(schema, len(value), "items", "Items"))
+    errors = [f"{path} = {value!r} is not allowed: {problem}" for problem in problems]
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            errors.extend(_schema_errors(schema["items"], item, f"{path}[{index}]"))
+    if isinstance(value, dict):
+        errors.extend(_object_errors(schema, value, path))
+    return errors
+
+
+def _object_errors(schema: Mapping[str, Any], value: Mapping[str, Any], path: str) -> list[str]:
+    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+    prefix = f"{path}." if path else ""
+    errors = [f"{prefix}{key} is required but missing" for key in schema.get("required") or [] if key not in value]
+    for key, item in value.items():
+        if key in properties:
+            errors.extend(_schema_errors(properties[key], item, f"{prefix}{key}"))
+        elif schema.get("additionalProperties") is False:
+            errors.append(f"{prefix}{key} is not allowed (allowed: {', '.join(sorted(properties)) or 'none'})")
+    return errors
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _level_name(level: Any) -> str:
+    """An EnforcementLevel enum (or its value) as the lowercase config word."""
+    return str(getattr(level, "value", level)).lower()
+
+
+def effective_config(
+    pack: str,
+    infos: Mapping[str, PolicyInfo],
+    initial_config: Mapping[str, Any] | None,
+    config: Mapping[str, Any] | None,
+    *,
+    source: str = "--policy-pack-config",
+) -> dict[str, dict[str, Any]]:
+    """Each policy's config as the engine reconciles it: schema defaults, then the pack's
+    initial config, then ``config`` (``"all"`` sets every level first); then validated.
+
+    :returns: policy name -> ``{"enforcementLevel": <word>, "properties": {...}}``.
+    :raises PolicyPackError: unknown policy or level, or a value the policy's schema rejects.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for name, info in infos.items():
+        defaults = {key: spec["default"] for key, spec in info.config_schema.items()
+                    if isinstance(spec, Mapping) and spec.get("default") is not None}
+        result[name] = {"enforcementLevel": info.enforcement_level, "properties": defaults}
+
+    def apply(overrides: Mapping[str, Any], where: str) -> None:
+        if "all" in overrides:
+            level = _check_level(pack, "all", overrides["all"], where)
+            for entry in result.values():
+                entry["enforcementLevel"] = level
+        for name, given in overrides.items():
+            if name == "all":
+                continue
+            if name not in result:
+                raise PolicyPackError(f"{where}: policy pack {pack!r} has no policy {name!r} "
+                                      f"(policies: {', '.join(sorted(result))})")
+            if isinstance(given, str) or hasattr(given, "value"):
+                result[name]["enforcementLevel"] = _check_level(pack, name, given, where)
+                continue
+            if not isinstance(given, Mapping):
+                raise PolicyPackError(f"{where}: policy {name!r} of pack {pack!r}: expected an enforcement level "
+                                      f"or an object, got {given!r}")
+            for key, value in given.items():
+                if key == "enforcementLevel":
+                    if value is not None:
+                        result[name]["enforcementLevel"] = _check_level(pack, name, value, where)
+                else:
+                    result[name]["properties"][key] = value
+
+    if initial_config:
+        apply(initial_config, f"policy pack {pack!r} initial_config")
+    if config:
+        apply(config, source)
+
+    for name, entry in result.items():
+        info = infos[name]
+        schema = {"type": "object", "properties": info.config_schema, "required": info.required}
+        errors = _object_errors(schema, entry["properties"], "")
+        if errors:
+            allowed = "; ".join(errors)
+            raise PolicyPackError(f"{source}: policy pack {pack!r}, policy {name!r}: invalid config: {allowed}")
+    return result
+
+
+def _check_level(pack: str, policy: str, level: Any, where: str) -> str:
+    word = _level_name(level)
+    if word not in LEVELS:
+        raise PolicyPackError(f"{where}: policy pack {pack!r}, policy {policy!r}: enforcement level {level!r} "
+                              f"is not allowed (allowed: {', '.join(LEVELS)})")
+    return word
+
+
+# --------------------------------------------------------------------------------------
+# Marshalling
+# --------------------------------------------------------------------------------------
+
+def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(props)
+    return struct
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration (``"30m"``, ``"1h30m"``) in seconds, as the engine converts custom timeouts."""
+    return math.fsum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(duration))
+
+
+def _options(resource: RecordedResource) -> Any:
+    from pulumi.runtime import proto
+
+    options = proto.AnalyzerResourceOptions(
+        protect=resource.protect,
+        ignoreChanges=resource.ignore_changes,
+        deleteBeforeReplace=bool(resource.delete_before_replace),
+        deleteBeforeReplaceDefined=resource.delete_before_replace is not None,
+        additionalSecretOutputs=resource.additional_secret_outputs,
+        aliases=resource.aliases,
+        parent=resource.parent or "",
+    )
+    if resource.custom_timeouts:
+        options.customTimeouts.CopyFrom(proto.AnalyzerResourceOptions.CustomTimeouts(
+            **{k: _seconds(v) for k, v in resource.custom_timeouts.items()}))
+    return options
+
+
+class _Providers:
+    """The provider each custom resource would be managed by, as Analyze requests carry it.
+
+    Explicit providers are recorded resources; default providers (created by the engine, so
+    absent under the mocks) are synthesised as the engine names them, ``default_<version>``,
+    with the package's stack config as their properties.
+    """
+
+    def __init__(self, recording: Recording, config: Mapping[str, str]) -> None:
+        self.recording = recording
+        self.config = config
+        self.by_urn = {r.urn: r for r in recording.resources}
+        self.cache: dict[str, Any] = {}
+
+    def for_resource(self, resource: RecordedResource) -> Any:
+        from pulumi.runtime import proto
+
+        if resource.provider:
+            # A provider reference is "<urn>::<id>"; URNs contain "::" themselves.
+            provider = self.by_urn.get(resource.provider.rsplit("::", 1)[0])
+            if provider is not None:
+                return proto.AnalyzerProviderResource(type=provider.type, urn=provider.urn, name=provider.name,
+                                                      properties=_struct(provider.inputs))
+        package = resource.type.split(":", 1)[0]
+        if package == "pulumi":
+            return None
+        if package not in self.cache:
+            name = "default" + (f"_{resource.version.replace('.', '_').replace('-', '_')}" if resource.version else "")
+            type_ = f"pulumi:providers:{package}"
+            props = {key.split(":", 1)[1]: value for key, value in self.config.items()
+                     if key.startswith(f"{package}:")}
+            if resource.version:
+                props["version"] = resource.version
+            self.cache[package] = proto.AnalyzerProviderResource(
+                type=type_, name=name, properties=_struct(props),
+                urn=f"urn:pulumi:{self.recording.stack}::{self.recording.project}::{type_}::{name}")
+        return self.cache[package]
+
+
+def _level_word(value: int) -> str:
+    from pulumi.runtime import proto
+
+    return proto.EnforcementLevel.Name(value).lower()
+
+
+def _severity_word(value: int) -> str:
+    from pulumi.runtime import proto
+
+    name = proto.PolicySeverity.Name(value)
+    return "" if name.endswith("UNSPECIFIED") else name.removeprefix("POLICY_SEVERITY_").lower()
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+
+def _servicer(pack: LoadedPack) -> Any:
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    return _PolicyAnalyzerServicer(pack.name, pack.version, pack.policies, pack.enforcement_level,
+                                   pack.initial_config, **pack.options)
+
+
+def _infos(servicer: Any) -> dict[str, PolicyInfo]:
+    from pulumi.runtime import proto
+
+    info = servicer.GetAnalyzerInfo(None, None)
+    result = {}
+    for policy in info.policies:
+        result[policy.name] = PolicyInfo(
+            name=policy.name, description=policy.description,
+            enforcement_level=_level_word(policy.enforcementLevel), severity=_severity_word(policy.severity),
+            kind="stack" if policy.policy_type == proto.PolicyType.POLICY_TYPE_STACK else "resource",
+            config_schema=json_format.MessageToDict(policy.configSchema.properties),
+            required=list(policy.configSchema.required), remediation_steps=policy.remediation_steps,
+        )
+    return result
+
+
+def _call(pack: LoadedPack, method: Any, request: Any, urn: str) -> Any:
+    """Call a servicer method; a policy that raises is a pack error naming policy file and resource."""
+    try:
+        return method(request, None)
+    except Exception as error:
+        raise PolicyPackError(
+            f"policy pack {pack.name!r}: a policy raised {type(error).__name__}: {error} while evaluating "
+            f"{urn or 'the stack'}{_innermost_frame(error, pack.dir)}") from error
+
+
+def _violations(pack: LoadedPack, response: Any, urn: str) -> list[Violation]:
+    found = []
+    for diagnostic in response.diagnostics:
+        prefix = diagnostic.description + "\n"
+        detail = diagnostic.message[len(prefix):] if diagnostic.message.startswith(prefix) else diagnostic.message
+        found.append(Violation(pack=pack.name, policy=diagnostic.policyName,
+                               enforcement_level=_level_word(diagnostic.enforcementLevel),
+                               severity=_severity_word(diagnostic.severity),
+                               urn=diagnostic.urn or urn, message=diagnostic.message, detail=detail))
+    return found
+
+
+def _not_applicable(pack: LoadedPack, response: Any, urn: str) -> list[NotApplicable]:
+    return [NotApplicable(pack=pack.name, policy=n.policy_name, urn=urn, reason=n.reason)
+            for n in response.not_applicable if n.reason not in _BOILERPLATE_REASONS]
+
+
+class _Evaluation:
+    """One evaluation: the packs' servicers plus the state the steps pass along."""
+
+    def __init__(self, recording: Recording, config: Mapping[str, str]) -> None:
+        self.recording = recording
+        self.report = PolicyReport()
+        self.providers = _Providers(recording, config)
+        self.custom = [r for r in recording.resources if r.custom]
+        self.inputs: dict[str, dict[str, Any]] = {r.urn: r.inputs for r in self.custom}
+        self.servicers: list[tuple[LoadedPack, Any, dict[str, PolicyInfo]]] = []
+
+    def configure(self, pack: LoadedPack, given: Mapping[str, Any] | None) -> None:
+        """GetAnalyzerInfo, reconcile the config, Configure."""
+        from pulumi.runtime import proto
+
+        servicer = _servicer(pack)
+        infos = _infos(servicer)
+        effective = effective_config(pack.name, infos, pack.initial_config, given)
+        request = proto.ConfigureAnalyzerRequest()
+        for name, entry in effective.items():
+            request.policyConfig[name].CopyFrom(proto.PolicyConfig(
+                enforcementLevel=proto.EnforcementLevel.Value(entry["enforcementLevel"].upper()),
+                properties=_struct(entry["properties"])))
+        servicer.Configure(request, None)
+        self.report.policies[pack.name] = infos
+        self.report.config[pack.name] = effective
+        self.servicers.append((pack, servicer, infos))
+
+    def _request(self, resource: RecordedResource) -> Any:
+        from pulumi.runtime import proto
+
+        request = proto.AnalyzeRequest(type=resource.type, urn=resource.urn, name=resource.name,
+                                       properties=_struct(self.inputs[resource.urn]), options=_options(resource))
+        provider = self.providers.for_resource(resource)
+        if provider is not None:
+            request.provider.CopyFrom(provider)
+        return request
+
+    def remediate(self) -> None:
+        """Step 1: Remediate each custom resource, pack by pack; rewritten inputs carry forward."""
+        for pack, servicer, infos in self.servicers:
+            levels = {entry["enforcementLevel"] for entry in self.report.config[pack.name].values()}
+            if "remediate" not in levels:
+                continue  # no policy can remediate: skip the per-resource round trips
+            for resource in self.custom:
+                response = _call(pack, servicer.Remediate, self._request(resource), resource.urn)
+                for remediation in response.remediations:
+                    self._apply(pack, infos, resource, remediation)
+                self.report.not_applicable.extend(_not_applicable(pack, response, resource.urn))
+
+    def _apply(self, pack: LoadedPack, infos: Mapping[str, PolicyInfo], resource: RecordedResource,
+               remediation: Any) -> None:
+        info = infos.get(remediation.policyName)
+        severity = info.severity if info else ""
+        if remediation.diagnostic:
+            # The engine shows a remediation that could not run (preview unknowns) as a warning.
+            self.report.violations.append(Violation(
+                pack=pack.name, policy=remediation.policyName, enforcement_level="advisory", severity=severity,
+                urn=resource.urn, message=remediation.diagnostic, detail=remediation.diagnostic))
+        if not remediation.HasField("properties"):
+            return
+        before = self.inputs[resource.urn]
+        after = _from_struct(remediation.properties)
+        changed = {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
+                   if before.get(k) != after.get(k)}
+        self.inputs[resource.urn] = after
+        self.report.inputs[resource.urn] = after
+        if changed:
+            keys = ", ".join(changed)
+            self.report.remediations.append(Remediation(pack.name, remediation.policyName, resource.urn, changed))
+            self.report.violations.append(Violation(
+                pack=pack.name, policy=remediation.policyName, enforcement_level="remediate", severity=severity,
+                urn=resource.urn, message=f"{remediation.description}\nremediated: {keys}",
+                detail=f"remediated: {keys}"))
+
+    def analyze(self) -> None:
+        """Step 2: Analyze each custom resource's (remediated) inputs."""
+        for pack, servicer, _ in self.servicers:
+            for resource in self.custom:
+                response = _call(pack, servicer.Analyze, self._request(resource), resource.urn)
+                self.report.violations.extend(_violations(pack, response, resource.urn))
+                self.report.not_applicable.extend(_not_applicable(pack, response, resource.urn))
+
+    def analyze_stack(self) -> None:
+        """Step 3: AnalyzeStack over every resource's outputs, the root stack included (the
+        engine sends the whole snapshot, so top-level resources have the stack as parent)."""
+        from pulumi.runtime import proto
+
+        rec = self.recording
+        request = proto.AnalyzeStackRequest()
+        request.resources.add(type=STACK_TYPE, urn=rec.stack_urn, name=f"{rec.project}-{rec.stack}",
+                              properties=_struct(rec.outputs))
+        for resource in rec.resources:
+            entry = request.resources.add(type=resource.type, urn=resource.urn, name=resource.name,
+                                          properties=_struct(self._outputs(resource)), options=_options(resource),
+                                          parent=resource.parent or "", dependencies=resource.dependencies)
+            for key, urns in resource.property_dependencies.items():
+                entry.propertyDependencies[key].urns.extend(urns)
+            provider = self.providers.for_resource(resource) if resource.custom else None
+            if provider is not None:
+                entry.provider.CopyFrom(provider)
+        for pack, servicer, _ in self.servicers:
+            response = _call(pack, servicer.AnalyzeStack, request, "")
+            self.report.violations.extend(_violations(pack, response, ""))
+            self.report.not_applicable.extend(_not_applicable(pack, response, ""))
+
+    def _outputs(self, resource: RecordedResource) -> dict[str, Any]:
+        remediated = self.report.inputs.get(resource.urn)
+        if remediated is None:
+            return resource.outputs
+        # A real deployment sends the remediated inputs to the provider, so its outputs follow.
+        outputs = {k: v for k, v in resource.outputs.items() if k not in resource.inputs or k in remediated}
+        outputs.update(remediated)
+        return outputs
+
+
+def evaluate(
+    recording: Recording,
+    packs: Sequence[LoadedPack],
+    pack_configs: Sequence[Mapping[str, Any] | None] = (),
+    *,
+    config: Mapping[str, str] | None = None,
+) -> PolicyReport:
+    """Run every pack over ``recording`` the way ``pulumi preview --policy-pack`` would.
+
+    :param pack_configs: ``--policy-pack-config`` contents, paired with ``packs`` by position
+        (missing entries mean no config).
+    :param config: the stack config map; the ``<package>:`` keys become the properties of the
+        default providers the policies see.
+    :raises PolicyPackError: invalid pack config, or a policy raised an exception.
+    """
+    evaluation = _Evaluation(recording, config or {})
+    for index, pack in enumerate(packs):
+        evaluation.configure(pack, pack_configs[index] if index < len(pack_configs) else None)
+    evaluation.remediate()
+    evaluation.analyze()
+    evaluation.analyze_stack()
+    return evaluation.report
