@@ -56,9 +56,10 @@ class SecurityGroupsArgs:
     """Extra outbound TCP port the app needs for its SIEM (8088 for Splunk HEC); None for HTTPS-only SIEMs."""
 
 
-def _slug(text: str) -> str:
+def _slug(cidr: str) -> str:
     # "::/0" must not reach a resource name: "::" separates the parts of a URN.
-    return re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-") or "any"
+    named = {"0.0.0.0/0": "any-ipv4", "::/0": "any-ipv6"}
+    return named.get(cidr) or re.sub(r"[^a-zA-Z0-9]+", "-", cidr).strip("-")
 
 
 class SecurityGroups(pulumi.ComponentResource):
