@@ -1,0 +1,38 @@
+"""SNS rules: topics are encrypted at rest with a customer-managed key."""
+
+from __future__ import annotations
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+
+from ._base import Anchors, resource_policy
+
+TOPIC = "aws:sns/topic:Topic"
+
+# The AWS-managed SNS key's policy cannot be changed, so CloudWatch alarms cannot publish to a
+# topic encrypted with it; a customer-managed key is both the safe and the working choice.
+AWS_MANAGED_KEY = "alias/aws/sns"
+
+
+def topic_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Topics are encrypted with a customer-managed KMS key."""
+    key = args.props.get("kmsMasterKeyId")
+    if not key:
+        report_violation("kmsMasterKeyId is not set; messages (alert details) are stored unencrypted. Use the "
+                         "stack key.", None)
+    elif key == AWS_MANAGED_KEY:
+        report_violation("kmsMasterKeyId is the AWS-managed alias/aws/sns, whose key policy does not let "
+                         "CloudWatch alarms publish. Use the stack key.", None)
+
+
+POLICIES = [
+    resource_policy(
+        name="aws-sns-topic-enable-kms-encryption",
+        description="SNS topics are encrypted with a customer-managed KMS key.",
+        resource_types=[TOPIC],
+        validate=topic_encrypted,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set kms_master_key_id to the stack key's ARN (its key policy lets CloudWatch alarms "
+                          "use it to publish).",
+        anchors=Anchors(checkov=["CKV_AWS_26"], trivy=["AVD-AWS-0095", "AVD-AWS-0136"], securityhub=["SNS.1"]),
+    ),
+]
