@@ -1,0 +1,694 @@
+"""The SARK app hosts: one Auto Scaling group per live release, and what the hosts read at start.
+
+Creates:
+- an IAM role and instance profile for the hosts that may read ONLY this stack's secrets (by
+  ARN) and parameters (by path prefix), decrypt with the stack key only through Secrets
+  Manager or SSM, and use SSM (Session Manager, Run Command) and the CloudWatch agent;
+- non-secret SSM parameters (type String) under ``<parameter_path>/env/``: ENVIRONMENT,
+  DEBUG, LOG_LEVEL, CORS_ORIGINS, ..., and the data stores' endpoints; and under
+  ``<parameter_path>/secret-arns/`` the ARN (never the value) of each secret;
+- per live release (``versions``, keyed by release tag): a launch template (Ubuntu 22.04
+  LTS from Canonical, IMDSv2 only with hop limit 1, no public IP, encrypted gp3 root volume,
+  the app security group, cloud-init user data) and an Auto Scaling group across the app
+  subnets, attached to that release's target group, with ELB health checks and instance
+  refresh.
+
+Why the hosts do not wait for the databases: user data holds only parameter *names*. The
+hosts boot in parallel with the data tier; ``sark-render-env`` (run by the unit as
+``ExecStartPre``) reads the parameters and secrets when the service starts and retries until
+they exist and the data stores answer. Only the parameters depend on the data stores, so a
+first ``pulumi up`` creates hosts, load balancer and databases side by side.
+
+The checklist's commands become cloud-init (rendered with ``yaml.safe_dump``) and the
+systemd unit (rendered by :func:`render_unit`); where the checklist is wrong for its tools,
+the comments next to the rendered lines say what changed and why.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import gzip
+import io
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+TEMPLATES = Path(__file__).parent / "templates" / "app"
+
+CANONICAL_OWNER_ID = "099720109477"
+UBUNTU_JAMMY_AMD64 = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+
+APP_DIR = "/opt/sark"
+ENV_FILE = f"{APP_DIR}/.env.production"
+VENV = f"{APP_DIR}/venv"
+HOST_CONFIG = "/etc/sark/host.json"
+RENDER_ENV = "/usr/local/sbin/sark-render-env"
+INSTALL = "/usr/local/sbin/sark-install"
+MIGRATE = "/usr/local/sbin/sark-migrate"
+UNIT_PATH = "/etc/systemd/system/sark.service"
+SERVICE_USER = "sark"
+APP_PORT = 8000
+METRICS_PORT = 9090
+USER_DATA_LIMIT = 16384
+"""EC2 rejects user data larger than 16 KiB (before base64)."""
+
+PACKAGES: tuple[str, ...] = (
+    # Python 3.11 from jammy's own universe component (jammy-updates): no third-party PPA on a
+    # production host. python3-pip is left out on purpose: it is pip for the system Python
+    # 3.10; the venv brings its own pip through python3.11-venv's ensurepip.
+    "python3.11", "python3.11-venv", "python3.11-dev",
+    "postgresql-client", "redis-tools",
+    # python3-dev (headers of the system 3.10) as the checklist asks; C extensions of the app
+    # build against python3.11-dev above.
+    "build-essential", "libssl-dev", "libffi-dev", "python3-dev",
+    "git", "ufw",
+    # sark-render-env runs with the system Python and Ubuntu's boto3, independent of the app's venv.
+    "python3-boto3",
+)
+
+MANAGED_POLICIES: Mapping[str, str] = {
+    "ssm-core": "AmazonSSMManagedInstanceCore",
+    "cloudwatch-agent": "CloudWatchAgentServerPolicy",
+}
+
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+REQUIRED_SECRETS: tuple[str, ...] = ("SECRET_KEY", "POSTGRES_PASSWORD", "TIMESCALE_PASSWORD", "VALKEY_PASSWORD")
+SIEM_SECRETS: Mapping[str, str] = {"splunk": "SPLUNK_HEC_TOKEN", "datadog": "DATADOG_API_KEY"}
+
+
+def version_key(version: str) -> str:
+    """A release tag as it appears in resource names (``v0.2.0`` -> ``v0-2-0``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", version).strip("-").lower() or "release"
+
+
+# --------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class DataEndpoints:
+    """Where the data stores are. Inputs, so literal strings work before the data tier exists."""
+
+    postgres_host: pulumi.Input[str]
+    """Address of the RDS instance (without port)."""
+
+    timescale_host: pulumi.Input[str]
+    """Private IP or DNS name of the TimescaleDB host."""
+
+    valkey_host: pulumi.Input[str]
+    """Primary endpoint address of the ElastiCache replication group."""
+
+    postgres_port: pulumi.Input[int] = 5432
+    """PostgreSQL port."""
+
+    timescale_port: pulumi.Input[int] = 5432
+    """TimescaleDB port."""
+
+    valkey_port: pulumi.Input[int] = 6379
+    """Valkey/Redis port."""
+
+    postgres_user: str = "sark"
+    """Database user of the app (checklist 1.2)."""
+
+    postgres_db: str = "sark"
+    """Database of the app (checklist 1.2)."""
+
+    timescale_user: str = "sark"
+    """TimescaleDB user of the app."""
+
+    timescale_db: str = "sark_audit"
+    """TimescaleDB database for audit events (checklist 1.2)."""
+
+    valkey_tls: bool = True
+    """Whether the cache requires TLS (ElastiCache in-transit encryption)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSettings:
+    """The app's non-secret settings (checklist 2.2), published as SSM parameters."""
+
+    environment: str = "production"
+    """ENVIRONMENT; production switches on the app's own production behaviour (HSTS, strict checks)."""
+
+    log_level: str = "INFO"
+    """LOG_LEVEL."""
+
+    cors_origins: Sequence[str] = ()
+    """CORS_ORIGINS, the trusted frontend origins; never ``*``."""
+
+    access_token_expire_minutes: int = 15
+    """ACCESS_TOKEN_EXPIRE_MINUTES."""
+
+    postgres_pool_size: int = 20
+    """POSTGRES_POOL_SIZE."""
+
+    siem_provider: str = "splunk"
+    """``splunk``, ``datadog`` or ``none``."""
+
+    splunk_hec_url: str | None = None
+    """SPLUNK_HEC_URL (with siem_provider splunk)."""
+
+    splunk_index: str = "sark_audit"
+    """SPLUNK_INDEX."""
+
+    datadog_site: str = "datadoghq.com"
+    """DATADOG_SITE (with siem_provider datadog)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppHostsArgs:
+    """Arguments of :class:`AppHosts`."""
+
+    region: str
+    """AWS region; scopes the parameter ARNs and the KMS via-service condition."""
+
+    stack: str
+    """Stack name; part of host names and tags."""
+
+    parameter_path: str
+    """SSM path that is this stack's alone, e.g. ``/sark/production``; the hosts may read nothing else."""
+
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Private app subnets the Auto Scaling groups spread over."""
+
+    vpc_cidr: pulumi.Input[str]
+    """VPC block; ufw on the hosts accepts the app port only from inside it (the load balancer)."""
+
+    security_group_id: pulumi.Input[str]
+    """The app security group (``SecurityGroups.app_id``)."""
+
+    kms_key_arn: pulumi.Input[str]
+    """The stack key the secrets are encrypted with."""
+
+    repository_url: str
+    """Git repository of SARK."""
+
+    versions: Mapping[str, pulumi.Input[str]]
+    """Live releases: release tag -> ARN of that release's target group. One Auto Scaling group each."""
+
+    data: DataEndpoints
+    """Data-store endpoints (published as parameters; the hosts do not wait on them at creation)."""
+
+    secret_arns: Mapping[str, pulumi.Input[str]]
+    """Environment variable name -> Secrets Manager ARN (SECRET_KEY, POSTGRES_PASSWORD, ...)."""
+
+    settings: AppSettings = field(default_factory=AppSettings)
+    """The app's non-secret settings."""
+
+    instance_type: str = "m6i.2xlarge"
+    """EC2 type (validated by stack_config: at least 4 vCPU / 16 GiB)."""
+
+    workers: int = 17
+    """uvicorn ``--workers``: 2 x vCPU + 1 (17 on the default 8 vCPU)."""
+
+    root_volume_gb: int = 500
+    """Root volume size; the checklist asks for at least 100 GB (500 recommended)."""
+
+    min_size: int = 2
+    """Fewest hosts per release."""
+
+    desired_capacity: int = 2
+    """Hosts per release normally."""
+
+    max_size: int = 4
+    """Most hosts per release."""
+
+    monitoring_cidrs: Sequence[str] = ()
+    """Prometheus servers allowed to :9090 (mirrors the security group in ufw)."""
+
+    admin_cidrs: Sequence[str] = ()
+    """SSH sources (mirrors the security group in ufw); empty keeps 22 closed."""
+
+    health_check_grace_period_seconds: int = 900
+    """Seconds after launch before ELB health counts: cloud-init installs packages and the app,
+    and on a first deployment the service waits for the databases to exist."""
+
+    env_wait_seconds: int = 900
+    """How long one start of the service waits for parameters, secrets and data stores before
+    failing (systemd then restarts it)."""
+
+    extra_read_parameter_arns: Sequence[pulumi.Input[str]] = ()
+    """Further SSM parameters the hosts may read (e.g. the CloudWatch agent configuration)."""
+
+
+# --------------------------------------------------------------------------------------
+# Pure renderers (tested directly)
+# --------------------------------------------------------------------------------------
+
+def render_unit(*, workers: int, app_port: int = APP_PORT) -> str:
+    """The systemd unit of the checklist (Deployment 1.1), corrected where it is wrong for its tools."""
+    unit = configparser.RawConfigParser(delimiters=("=",), interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    unit["Unit"] = {
+        "Description": "SARK - Security Audit and Resource Kontroler",
+        # The checklist's After/Wants=postgresql.service redis.service name services that do
+        # not run on this host (RDS, ElastiCache, the TimescaleDB host); ordering on them is
+        # meaningless. The network must be up for the data stores to be reachable.
+        "After": "network-online.target",
+        "Wants": "network-online.target",
+        # Restart for ever: on a first deployment the databases may take longer than systemd's
+        # default start limit (5 starts in 10 s) to appear.
+        "StartLimitIntervalSec": "0",
+    }
+    unit["Service"] = {
+        # The checklist's Type=notify would kill the service: uvicorn never sends sd_notify
+        # READY=1, so systemd times the start out. Type=exec reports failure to exec too.
+        "Type": "exec",
+        "User": SERVICE_USER,
+        "Group": SERVICE_USER,
+        "WorkingDirectory": APP_DIR,
+        # The checklist's PATH=/opt/sark/venv/bin alone hides /usr/bin (psql, git, sh) from the
+        # app and its subprocesses; keep the system directories after the venv.
+        "Environment": f"PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        # '-': systemd also loads this file for ExecStartPre, before sark-render-env has written
+        # it on first start; without the dash that start would fail. ExecStart only runs if the
+        # render succeeded, so the app never starts without it.
+        "EnvironmentFile": f"-{ENV_FILE}",
+        # '+': runs as root (it must write a root-directory file and chown it to sark), and is
+        # root-owned outside /opt/sark, so the service user cannot alter what runs as root.
+        "ExecStartPre": f"+{RENDER_ENV}",
+        # One line (no '\' continuations, which configparser cannot read back). The checklist's
+        # `--log-config logging.yaml` is dropped: the file is not part of this deployment and
+        # uvicorn exits if it is missing; output goes to the journal. --proxy-headers makes the
+        # app see the client's scheme and address from the ALB; trusting any sender is safe
+        # because the security group admits port 8000 only from the load balancer.
+        "ExecStart": (f"{VENV}/bin/uvicorn sark.main:app --host 0.0.0.0 --port {app_port} --workers {workers} "
+                      "--proxy-headers --forwarded-allow-ips *"),
+        "ExecReload": "/bin/kill -s HUP $MAINPID",
+        "Restart": "always",
+        "RestartSec": "5",
+        "TimeoutStartSec": "infinity",
+        "KillMode": "mixed",
+        "KillSignal": "SIGTERM",
+        "TimeoutStopSec": "30",
+        "StandardOutput": "journal",
+        "StandardError": "journal",
+        "SyslogIdentifier": "sark",
+        # Hardening that costs the app nothing: it cannot gain privileges, write /usr, /boot or
+        # /etc, see home directories or other processes' /tmp.
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "full",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "StateDirectory": "sark",
+        "RuntimeDirectory": "sark",
+    }
+    unit["Install"] = {"WantedBy": "multi-user.target"}
+    buffer = io.StringIO()
+    unit.write(buffer, space_around_delimiters=False)
+    return buffer.getvalue()
+
+
+def host_config(*, region: str, parameter_path: str, wait_seconds: int) -> dict[str, Any]:
+    """``/etc/sark/host.json``: what sark-render-env needs (names only, never values)."""
+    return {
+        "region": region,
+        "parameterPath": parameter_path,
+        "envFile": ENV_FILE,
+        "owner": SERVICE_USER,
+        "waitSeconds": wait_seconds,
+        "waitForDataStores": True,
+    }
+
+
+def ufw_commands(*, vpc_cidr: str, monitoring_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[list[str]]:
+    """ufw rules mirroring the app security group (a second layer if a group rule is ever widened).
+
+    The checklist opens 22 and 8000 to everyone; here 8000 is open to the VPC (the load
+    balancer's subnets), 9090 to the monitoring CIDRs, and 22 only if admin CIDRs are set
+    (SSM Session Manager needs no inbound port).
+    """
+    commands = [["ufw", "default", "deny", "incoming"], ["ufw", "default", "allow", "outgoing"],
+                ["ufw", "allow", "from", vpc_cidr, "to", "any", "port", str(APP_PORT), "proto", "tcp"]]
+    commands += [["ufw", "allow", "from", cidr, "to", "any", "port", str(METRICS_PORT), "proto", "tcp"]
+                 for cidr in monitoring_cidrs]
+    commands += [["ufw", "allow", "from", cidr, "to", "any", "port", "22", "proto", "tcp"] for cidr in admin_cidrs]
+    commands.append(["ufw", "--force", "enable"])
+    return commands
+
+
+def render_cloud_config(*, stack: str, environment: str, region: str, parameter_path: str, repository_url: str,
+                        release: str, workers: int, vpc_cidr: str, monitoring_cidrs: Sequence[str],
+                        admin_cidrs: Sequence[str], wait_seconds: int = 900) -> str:
+    """The ``#cloud-config`` document of one release's hosts (checklist Pre-Deployment 1.1, 4; Deployment 1.1)."""
+    hostname = (f'name="sark-{environment}-$(cloud-init query v1.instance_id)"; hostnamectl set-hostname "$name"; '
+                'echo "127.0.1.1 $name" >> /etc/hosts')
+    document: dict[str, Any] = {
+        "package_update": True,
+        # `apt upgrade` of the checklist: every host starts fully patched.
+        "package_upgrade": True,
+        "packages": list(PACKAGES),
+        "timezone": "UTC",
+        # Hosts of an Auto Scaling group share one user data, so the checklist's fixed
+        # `sark-production-01` would repeat; each host is named after its instance id (runcmd),
+        # and cloud-init must not reset that name on reboot.
+        "preserve_hostname": True,
+        "users": ["default", {
+            "name": SERVICE_USER,
+            "system": True,
+            "homedir": APP_DIR,
+            "no_create_home": True,
+            "shell": "/usr/sbin/nologin",
+            "lock_passwd": True,
+        }],
+        "write_files": [
+            {"path": HOST_CONFIG, "owner": "root:root", "permissions": "0644",
+             "content": json.dumps(host_config(region=region, parameter_path=parameter_path,
+                                               wait_seconds=wait_seconds), indent=2) + "\n"},
+            {"path": RENDER_ENV, "owner": "root:root", "permissions": "0755",
+             "content": (TEMPLATES / "render_env.py").read_text()},
+            {"path": INSTALL, "owner": "root:root", "permissions": "0755",
+             "content": (TEMPLATES / "install_sark.sh").read_text()},
+            {"path": MIGRATE, "owner": "root:root", "permissions": "0755",
+             "content": (TEMPLATES / "migrate.sh").read_text()},
+            {"path": UNIT_PATH, "owner": "root:root", "permissions": "0644", "content": render_unit(workers=workers)},
+        ],
+        "runcmd": [
+            # runcmd becomes one shell script; stop at the first failure so cloud-init reports
+            # an error (the release gate checks `cloud-init status`) instead of starting a
+            # half-installed service.
+            "set -e",
+            ["sh", "-c", hostname],
+            *ufw_commands(vpc_cidr=vpc_cidr, monitoring_cidrs=monitoring_cidrs, admin_cidrs=admin_cidrs),
+            [INSTALL, repository_url, release],
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "sark.service"],
+        ],
+        "final_message": f"SARK {release} ({stack}) host ready after $UPTIME seconds",
+    }
+    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+def encode_user_data(text: str) -> str:
+    """Base64 for a launch template; gzip first only if the plain text exceeds EC2's 16 KiB limit."""
+    raw = text.encode()
+    if len(raw) > USER_DATA_LIMIT:
+        raw = gzip.compress(raw, mtime=0)
+        if len(raw) > USER_DATA_LIMIT:
+            raise pulumi.RunError(f"user data is {len(raw)} bytes even compressed; EC2 allows {USER_DATA_LIMIT}")
+    return base64.b64encode(raw).decode()
+
+
+def instance_policy(*, partition: str, region: str, account_id: str, parameter_path: str,
+                    secret_arns: Sequence[str], kms_key_arn: str, extra_parameter_arns: Sequence[str] = ()) -> str:
+    """IAM policy JSON of the hosts: this stack's secrets and parameters, nothing else."""
+    path = parameter_path.rstrip("/")
+    parameter_base = f"arn:{partition}:ssm:{region}:{account_id}:parameter{path}"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadThisStacksParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            # GetParametersByPath is authorised against the path itself, the others against
+            # each parameter below it.
+            "Resource": sorted({parameter_base, f"{parameter_base}/*", *extra_parameter_arns}),
+        },
+        {
+            "Sid": "ReadThisStacksSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": sorted(set(secret_arns)),
+        },
+        {
+            "Sid": "DecryptThroughSecretsManagerAndSsmOnly",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": [f"secretsmanager.{region}.amazonaws.com",
+                                                              f"ssm.{region}.amazonaws.com"]}},
+        },
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2)
+
+
+def env_settings(settings: AppSettings) -> dict[str, str]:
+    """The non-secret settings as environment variables (the data-store endpoints are added separately)."""
+    if settings.siem_provider not in ("splunk", "datadog", "none"):
+        raise pulumi.RunError(f"AppHosts: siem_provider {settings.siem_provider!r} is not allowed; "
+                              "expected splunk, datadog or none")
+    if "*" in settings.cors_origins:
+        raise pulumi.RunError('AppHosts: cors_origins contains "*"; expected explicit trusted origins '
+                              "(checklist 3.1)")
+    values = {
+        "ENVIRONMENT": settings.environment,
+        "DEBUG": "false",
+        "LOG_LEVEL": settings.log_level,
+        "CORS_ORIGINS": ",".join(settings.cors_origins),
+        "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "VERIFY_SSL": "true",
+        "SPLUNK_ENABLED": "true" if settings.siem_provider == "splunk" else "false",
+        "DATADOG_ENABLED": "true" if settings.siem_provider == "datadog" else "false",
+    }
+    if settings.siem_provider == "splunk":
+        if not settings.splunk_hec_url:
+            raise pulumi.RunError("AppHosts: splunk_hec_url is not set; expected the HEC URL with siem_provider splunk")
+        values |= {"SPLUNK_HEC_URL": settings.splunk_hec_url, "SPLUNK_INDEX": settings.splunk_index}
+    elif settings.siem_provider == "datadog":
+        values["DATADOG_SITE"] = settings.datadog_site
+    return values
+
+
+def _check_secrets(names: Sequence[str], siem_provider: str) -> None:
+    bad = [n for n in names if not _ENV_NAME.match(n)]
+    if bad:
+        raise pulumi.RunError(f"AppHosts: secret_arns keys {', '.join(bad)} are not environment variable names "
+                              "(upper case letters, digits, _)")
+    needed = [*REQUIRED_SECRETS]
+    if siem_provider in SIEM_SECRETS:
+        needed.append(SIEM_SECRETS[siem_provider])
+    missing = [n for n in needed if n not in names]
+    if missing:
+        raise pulumi.RunError(f"AppHosts: secret_arns lacks {', '.join(missing)}; the app needs "
+                              f"{', '.join(needed)} (checklist 2.1)")
+
+
+# --------------------------------------------------------------------------------------
+# The component
+# --------------------------------------------------------------------------------------
+
+class AppHosts(pulumi.ComponentResource):
+    """Launch templates and Auto Scaling groups of the SARK hosts, their role and their parameters."""
+
+    autoscaling_group_names: dict[str, pulumi.Output[str]]
+    """Auto Scaling group name per live release tag."""
+
+    launch_template_ids: dict[str, pulumi.Output[str]]
+    """Launch template id per live release tag."""
+
+    role_arn: pulumi.Output[str]
+    """ARN of the hosts' IAM role."""
+
+    instance_profile_arn: pulumi.Output[str]
+    """ARN of the hosts' instance profile."""
+
+    parameter_names: dict[str, pulumi.Output[str]]
+    """SSM parameter name per environment variable (settings and secret ARNs)."""
+
+    image_id: pulumi.Output[str]
+    """The Ubuntu 22.04 AMI the launch templates use."""
+
+    def __init__(self, name: str, args: AppHostsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sark:app:AppHosts", name, None, opts)
+        if not args.versions:
+            raise pulumi.RunError(f"{name}: versions is empty; at least the current release needs hosts")
+        if not args.parameter_path.startswith("/") or args.parameter_path.rstrip("/").count("/") < 2:
+            raise pulumi.RunError(f"{name}: parameter_path {args.parameter_path!r} is not allowed; expected a "
+                                  "stack-specific path such as /sark/production")
+        _check_secrets(list(args.secret_arns), args.settings.siem_provider)
+        path = args.parameter_path.rstrip("/")
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.parameter_names = {}
+        for key, value in self._env_values(args).items():
+            self.parameter_names[key] = self._parameter(name, f"env-{key}", f"{path}/env/{key}", value,
+                                                        f"SARK {key} (non-secret setting)")
+        for key, arn in sorted(args.secret_arns.items()):
+            self.parameter_names[key] = self._parameter(name, f"secret-arn-{key}", f"{path}/secret-arns/{key}", arn,
+                                                        f"ARN of the secret holding SARK {key}")
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            description="SARK app hosts",
+            assume_role_policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                               "Action": "sts:AssumeRole"}],
+            }),
+            opts=child,
+        )
+        for key, policy in MANAGED_POLICIES.items():
+            aws.iam.RolePolicyAttachment(f"{name}-{key}", role=role.name,
+                                         policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=child)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        secret_arns = pulumi.Output.all(*args.secret_arns.values())
+        extra = pulumi.Output.all(*args.extra_read_parameter_arns)
+        # The policy is attached to the role, not referenced by the launch templates, so hosts
+        # are created without waiting for secrets whose ARNs come from the data tier; until it
+        # exists, sark-render-env retries.
+        aws.iam.RolePolicy(
+            f"{name}-read-config",
+            role=role.id,
+            policy=pulumi.Output.all(partition.partition, identity.account_id, secret_arns, args.kms_key_arn,
+                                     extra).apply(
+                lambda v: instance_policy(partition=v[0], region=args.region, account_id=v[1], parameter_path=path,
+                                          secret_arns=v[2], kms_key_arn=v[3], extra_parameter_arns=v[4])),
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+
+        ami = aws.ec2.get_ami_output(
+            most_recent=True,
+            owners=[CANONICAL_OWNER_ID],
+            filters=[
+                aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_JAMMY_AMD64]),
+                aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
+                aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
+            ],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+
+        self.autoscaling_group_names = {}
+        self.launch_template_ids = {}
+        for version, target_group_arn in args.versions.items():
+            key = version_key(version)
+            user_data = pulumi.Output.from_input(args.vpc_cidr).apply(lambda cidr, v=version: encode_user_data(
+                render_cloud_config(stack=args.stack, environment=args.settings.environment, region=args.region,
+                                    parameter_path=path, repository_url=args.repository_url, release=v,
+                                    workers=args.workers, vpc_cidr=cidr, monitoring_cidrs=args.monitoring_cidrs,
+                                    admin_cidrs=args.admin_cidrs, wait_seconds=args.env_wait_seconds)))
+            tags = {"Name": f"sark-{args.stack}-{key}", "sark:role": "app", "sark:release": version}
+            template = aws.ec2.LaunchTemplate(
+                f"{name}-{key}-lt",
+                description=f"SARK {version} hosts",
+                image_id=ami.id,
+                instance_type=args.instance_type,
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    # 1: a process in a container on the host cannot reach the instance role.
+                    http_put_response_hop_limit=1,
+                    instance_metadata_tags="disabled",
+                ),
+                network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0,
+                    associate_public_ip_address="false",
+                    delete_on_termination="true",
+                    security_groups=[args.security_group_id],
+                )],
+                block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=ami.root_device_name,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=args.root_volume_gb,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                        # No kms_key_id: the AWS-managed EBS key. A customer key on volumes the
+                        # Auto Scaling service launches needs a key-policy grant to the
+                        # AWSServiceRoleForAutoScaling role, or launches fail; the root volume
+                        # holds only code and the regenerated env file, so the managed key's
+                        # encryption at rest is the simpler safe choice.
+                    ),
+                )],
+                monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+                ebs_optimized="true",
+                user_data=user_data,
+                update_default_version=True,
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="instance", tags=tags),
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="volume", tags=tags),
+                ],
+                tags=tags,
+                opts=child,
+            )
+            group = aws.autoscaling.Group(
+                f"{name}-{key}-asg",
+                vpc_zone_identifiers=args.subnet_ids,
+                min_size=args.min_size,
+                desired_capacity=args.desired_capacity,
+                max_size=args.max_size,
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)),
+                target_group_arns=[target_group_arn],
+                health_check_type="ELB",
+                health_check_grace_period=args.health_check_grace_period_seconds,
+                # A new AMI or user data of the same release rolls through the hosts one batch
+                # at a time, launching replacements before terminating (never below capacity).
+                instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                    strategy="Rolling",
+                    preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                        min_healthy_percentage=100,
+                        max_healthy_percentage=200,
+                        instance_warmup=str(args.health_check_grace_period_seconds),
+                    ),
+                ),
+                enabled_metrics=["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"],
+                tags=[aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True) for k, v in tags.items()],
+                opts=child,
+            )
+            self.autoscaling_group_names[version] = group.name
+            self.launch_template_ids[version] = template.id
+
+        self.role_arn = role.arn
+        self.instance_profile_arn = profile.arn
+        self.image_id = ami.id
+        self.register_outputs({
+            "autoscalingGroupNames": self.autoscaling_group_names,
+            "launchTemplateIds": self.launch_template_ids,
+            "roleArn": self.role_arn,
+            "instanceProfileArn": self.instance_profile_arn,
+            "parameterNames": self.parameter_names,
+            "imageId": self.image_id,
+        })
+
+    @staticmethod
+    def _env_values(args: AppHostsArgs) -> dict[str, pulumi.Input[str]]:
+        data = args.data
+        values: dict[str, pulumi.Input[str]] = dict(env_settings(args.settings))
+        values |= {
+            "POSTGRES_HOST": data.postgres_host,
+            "POSTGRES_PORT": pulumi.Output.from_input(data.postgres_port).apply(lambda p: str(int(p))),
+            "POSTGRES_USER": data.postgres_user,
+            "POSTGRES_DB": data.postgres_db,
+            "TIMESCALE_HOST": data.timescale_host,
+            "TIMESCALE_PORT": pulumi.Output.from_input(data.timescale_port).apply(lambda p: str(int(p))),
+            "TIMESCALE_USER": data.timescale_user,
+            "TIMESCALE_DB": data.timescale_db,
+            "VALKEY_HOST": data.valkey_host,
+            "VALKEY_PORT": pulumi.Output.from_input(data.valkey_port).apply(lambda p: str(int(p))),
+            "VALKEY_TLS": "true" if data.valkey_tls else "false",
+        }
+        clash = sorted(set(values) & set(args.secret_arns))
+        if clash:
+            raise pulumi.RunError(f"AppHosts: {', '.join(clash)} given both as a setting and as a secret")
+        return values
+
+    def _parameter(self, name: str, label: str, parameter: str, value: pulumi.Input[str],
+                   description: str) -> pulumi.Output[str]:
+        resource = aws.ssm.Parameter(
+            f"{name}-{label.lower().replace('_', '-')}",
+            name=parameter,
+            type="String",
+            # insecure_value: these are settings and ARNs, not secrets; diffs show them.
+            insecure_value=value,
+            description=description,
+            tags={"sark:role": "app"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return resource.name
+
+
+def shell_words(command: str | Sequence[str]) -> list[str]:
+    """A runcmd entry as argv (lists as they are, strings split like a shell)."""
+    return list(command) if not isinstance(command, str) else shlex.split(command)
