@@ -26,13 +26,14 @@ The run is as close to ``pulumi preview`` as a process without the engine can be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import runpy
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,8 +366,9 @@ def _record(request: Any, urn: str, id_: str | None, state: struct_pb2.Struct) -
         name=request.name,
         custom=custom,
         parent=request.parent or None,
-        dependencies=list(request.dependencies),
-        property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()}
+        # The SDK collects dependencies in sets; sorting makes the order stable between runs.
+        dependencies=sorted(request.dependencies),
+        property_dependencies={k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())}
         if is_register else {},
         protect=bool(getattr(request, "protect", False)),
         retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
@@ -517,17 +519,7 @@ def run_program(
     logs = _LogCapture()
     order = _ConstructionOrder()
 
-    if callable(program):
-        body: Callable[[], None] = program
-        context = _null_context()
-    else:
-        path = Path(program).resolve()
-        main = _main_file(path) if path.is_dir() else path
-
-        def body() -> None:
-            runpy.run_path(str(main), run_name="__main__")
-
-        context = _project_context(main.parent if path.is_file() else path)
+    body, context = _program_body(program)
 
     def entry() -> None:
         from pulumi.runtime.stack import register_stack_transformation
@@ -535,13 +527,9 @@ def run_program(
         register_stack_transformation(order)
         body()
 
-    from pulumi.runtime.config import _SECRET_KEYS, CONFIG
     from pulumi.runtime.stack import run_in_stack
-    from pulumi.runtime.sync_await import _sync_await
 
-    saved_root = settings.ROOT.get()
-    saved_config = (dict(CONFIG.get()), set(_SECRET_KEYS.get()))
-    try:
+    with _isolated_runtime() as loop:
         pulumi.runtime.set_all_config(full_config, secret_keys=secret)
         # set_mocks creates a root Stack only when none exists, and finishes it at once (so
         # later exports would never be registered). Hold the slot with a placeholder, then
@@ -553,18 +541,12 @@ def run_program(
         settings.SETTINGS.outputs.clear()
         with context:
             try:
-                _sync_await(run_in_stack(entry))
+                loop.run_until_complete(run_in_stack(entry))
             except BaseException as error:
-                unanswered = getattr(mocks, "unanswered", None)
-                if unanswered:
-                    raise unanswered[0] from error
+                _raise_unanswered(mocks, error)
                 raise
-        unanswered = getattr(mocks, "unanswered", None)
-        if unanswered:  # the program swallowed the error; the plan would still be wrong
-            raise unanswered[0]
-    finally:
-        settings.ROOT.set(saved_root)
-        pulumi.runtime.set_all_config(saved_config[0], secret_keys=list(saved_config[1]))
+        # Also when the program swallowed the error: the plan would be wrong either way.
+        _raise_unanswered(mocks, None)
 
     for record in monitor.registered:
         if not record.custom and record.urn in monitor.component_outputs:
@@ -584,7 +566,48 @@ def run_program(
 _PLACEHOLDER_ROOT = object()
 
 
+def _program_body(program: Path | Callable[[], None]) -> tuple[Callable[[], None], AbstractContextManager[None]]:
+    """What to call for ``program``, and the context (cwd, sys.path) to call it in."""
+    if callable(program):
+        return program, nullcontext()
+    path = Path(program).resolve()
+    main = _main_file(path) if path.is_dir() else path
+
+    def body() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    return body, _project_context(main.parent)
+
+
 @contextmanager
-def _null_context() -> Iterator[None]:
-    yield
+def _isolated_runtime() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop for one run; the root resource and config are restored afterwards.
+
+    The loop is closed (its executor threads joined) at the end: nothing a failed run left
+    scheduled can fire during the next one, and no loop is left for the garbage collector to
+    close at interpreter exit, which can print a spurious "Invalid file descriptor" traceback.
+    """
+    from pulumi.runtime.config import _SECRET_KEYS, CONFIG
+
+    saved_root = settings.ROOT.get()
+    saved_config = (dict(CONFIG.get()), set(_SECRET_KEYS.get()))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)  # Pulumi's own helpers create a fresh loop when there is none
+            settings.ROOT.set(saved_root)
+            pulumi.runtime.set_all_config(saved_config[0], secret_keys=list(saved_config[1]))
+
+
+def _raise_unanswered(mocks: pulumi.runtime.Mocks, cause: BaseException | None) -> None:
+    """Raise the first unanswered invoke, which explains a failure better than its symptom."""
+    unanswered = getattr(mocks, "unanswered", None)
+    if unanswered:
+        raise unanswered[0] from cause
 

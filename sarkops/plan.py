@@ -102,11 +102,14 @@ def run_plan(
         raise PolicyPackError(f"{len(pack_config_files)} --policy-pack-config file(s) for {len(pack_dirs)} policy "
                               "pack(s): each config file pairs with the --policy-pack at the same position")
 
-    from sarkops.policy_runner import evaluate, load_pack, read_pack_config
+    from sarkops.policy_runner import check_pack_config, evaluate, load_pack, read_pack_config
 
-    # Load packs and their config first: a broken pack fails fast, before the program runs.
+    # Load and check packs and their config first: a mistake there fails fast, before the
+    # program runs, and the message names the config file.
     packs = [load_pack(directory) for directory in pack_dirs]
     pack_configs = [read_pack_config(path) for path in pack_config_files]
+    for pack, pack_config, path in zip(packs, pack_configs, pack_config_files, strict=False):
+        check_pack_config(pack, pack_config, source=str(path))
 
     from sarkops.harness import run_program
 

@@ -53,6 +53,7 @@ __all__ = [
     "PolicyReport",
     "Remediation",
     "Violation",
+    "check_pack_config",
     "effective_config",
     "evaluate",
     "load_pack",
@@ -438,6 +439,14 @@ def effective_config(
             allowed = "; ".join(errors)
             raise PolicyPackError(f"{source}: policy pack {pack!r}, policy {name!r}: invalid config: {allowed}")
     return result
+
+
+def check_pack_config(pack: LoadedPack, config: Mapping[str, Any] | None, *, source: str) -> dict[str, Any]:
+    """Validate ``config`` for ``pack`` before anything runs; errors name ``source`` (the file).
+
+    :returns: the effective config, as :func:`effective_config`.
+    """
+    return effective_config(pack.name, _infos(_servicer(pack)), pack.initial_config, config, source=source)
 
 
 def _check_level(pack: str, policy: str, level: Any, where: str) -> str:
