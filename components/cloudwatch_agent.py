@@ -70,13 +70,31 @@ LOG_GROUP_KEYS: Mapping[str, tuple[str, ...]] = {
 """Log groups (by key) each role's agent writes to; all of them must exist beforehand."""
 
 RSYSLOG_SARK_CONF = """\
-# SARK: copy the sark.service journal into its own file for the CloudWatch agent.
-# Written by the stack (components/cloudwatch_agent.py); the unit logs with SyslogIdentifier=sark.
-$CreateDirs on
-$FileCreateMode 0640
+# SARK: the sark.service journal goes to its own file, which the CloudWatch agent ships to
+# the app log group. Written by the stack (components/cloudwatch_agent.py); the unit logs
+# with SyslogIdentifier=sark. "& stop" keeps these lines out of /var/log/syslog (shipped to
+# the system log group), so each line is stored once. Ubuntu's rsyslog.conf sets owner,
+# group and mode of the files it creates.
 :programname, isequal, "sark" /var/log/sark/sark.log
+& stop
 """
 """rsyslog drop-in for the app hosts (``/etc/rsyslog.d/30-sark.conf``)."""
+
+LOGROTATE_SARK_CONF = """\
+# SARK: the local copy only bridges agent restarts; CloudWatch Logs keeps the history.
+/var/log/sark/sark.log {
+    daily
+    rotate 7
+    compress
+    delaycompress
+    missingok
+    notifempty
+    postrotate
+        /usr/lib/rsyslog/rsyslog-rotate
+    endscript
+}
+"""
+"""logrotate policy for the app log file (``/etc/logrotate.d/sark``)."""
 
 # Metrics are collected once a minute: standard resolution is what the alarms evaluate,
 # and a finer interval would only multiply PutMetricData cost.

@@ -522,3 +522,18 @@ def test_label_matcher_treats_the_stack_label_literally() -> None:
     matcher = re.compile(declaration["label_matcher"])
     assert matcher.search("sark;sark.prod")
     assert not matcher.search("sark;sarkXprod")
+
+
+@pytest.mark.parametrize(("value", "ok"), [("30", True), ("60", True), ("90", True), ("45", False), ("14", False)])
+def test_log_retention_config_accepts_only_cloudwatch_periods(value: str, ok: bool) -> None:
+    from stack_config import ConfigError, parse_config
+
+    raw = {"corsOrigins": '["https://sark.example.com"]', "domainName": "sark.example.com",
+           "hostedZoneId": "Z0123456789ABCDEFGHIJ", "splunkHecUrl": "https://splunk.example.com:8088/services/collector",
+           "logRetentionDays": value}
+    if ok:
+        cfg = parse_config(raw.get, project="sark-infra", stack="production", region="us-east-1")
+        assert cfg.observability.log_retention_days == int(value)
+    else:
+        with pytest.raises(ConfigError, match=rf"sark-infra:logRetentionDays: {value} is not allowed; expected "):
+            parse_config(raw.get, project="sark-infra", stack="production", region="us-east-1")
