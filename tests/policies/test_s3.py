@@ -1,0 +1,135 @@
+"""S3 rules on the access-log bucket: compliant side resources, one mutation, the exact message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pulumi_policy import EnforcementLevel
+
+from sark_policies import s3
+from tests.policies.helpers import Res, by_name, check_stack
+
+BUCKET = "aws:s3/bucket:Bucket"
+PUBLIC = by_name(s3.POLICIES, "aws-s3-bucket-disallow-public-access")
+ENCRYPTION = by_name(s3.POLICIES, "aws-s3-bucket-enable-server-side-encryption")
+RETENTION = by_name(s3.POLICIES, "aws-s3-bucket-configure-log-retention")
+TLS = by_name(s3.POLICIES, "aws-s3-bucket-require-tls-only-policy")
+VERSIONING = by_name(s3.POLICIES, "aws-s3-bucket-enable-versioning")
+
+ARN = "arn:aws:s3:::sark-logs"
+
+
+def tls_policy(effect: str = "Deny", secure: str = "false", resources: list[str] | None = None) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyInsecureTransport", "Effect": effect, "Principal": "*", "Action": "s3:*",
+         "Resource": resources if resources is not None else [ARN, f"{ARN}/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": secure}}},
+        {"Effect": "Allow", "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"{ARN}/alb/AWSLogs/123456789012/*"},
+    ]})
+
+
+def stack(**changes: Callable[[dict[str, Any]], None]) -> list[Res]:
+    """The access-log bucket with its side resources; ``changes`` mutate one side resource's props."""
+    bucket = Res(BUCKET, "logs", {"bucket": "sark-logs", "id": "sark-logs", "arn": ARN})
+    props = {
+        "public": {"bucket": "sark-logs", "blockPublicAcls": True, "blockPublicPolicy": True,
+                   "ignorePublicAcls": True, "restrictPublicBuckets": True},
+        "encryption": {"bucket": "sark-logs", "rules": [
+            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        "lifecycle": {"bucket": "sark-logs", "rules": [
+            {"id": "expire", "status": "Enabled", "expiration": {"days": 90}}]},
+        "versioning": {"bucket": "sark-logs", "versioningConfiguration": {"status": "Enabled"}},
+        "policy": {"bucket": "sark-logs", "policy": tls_policy()},
+        "lb": {"loadBalancerType": "application", "accessLogs": {"bucket": "sark-logs", "enabled": True}},
+    }
+    for key, change in changes.items():
+        change(props[key])
+    deps = {"bucket": [bucket.urn]}
+    return [
+        bucket,
+        Res(s3.PUBLIC_ACCESS_BLOCK[0], "logs-public", props["public"], property_dependencies=deps),
+        Res(s3.ENCRYPTION[0], "logs-encryption", props["encryption"], property_dependencies=deps),
+        Res(s3.LIFECYCLE[0], "logs-lifecycle", props["lifecycle"], property_dependencies=deps),
+        Res(s3.VERSIONING[0], "logs-versioning", props["versioning"], property_dependencies=deps),
+        Res(s3.POLICY[0], "logs-policy", props["policy"], property_dependencies=deps),
+        Res("aws:lb/loadBalancer:LoadBalancer", "alb", props["lb"]),
+    ]
+
+
+@pytest.mark.parametrize("policy", s3.POLICIES, ids=lambda p: p.name)
+def test_compliant_log_bucket_passes(policy: Any) -> None:
+    assert check_stack(policy, stack()).violations == []
+
+
+def test_side_resources_found_by_bucket_name_without_dependencies() -> None:
+    resources = stack()
+    for resource in resources[1:]:
+        resource.property_dependencies = {}
+    for policy in s3.POLICIES:
+        assert check_stack(policy, resources).violations == [], policy.name
+
+
+def test_public_access_flag_off_fails() -> None:
+    result = check_stack(PUBLIC, stack(public=lambda p: p.update(restrictPublicBuckets=False)))
+    assert result.messages == ["Bucket 'logs' public access block leaves restrictPublicBuckets off; all four must be "
+                               "true."]
+
+
+def test_missing_public_access_block_fails() -> None:
+    resources = [r for r in stack() if r.name != "logs-public"]
+    assert check_stack(PUBLIC, resources).messages == ["Bucket 'logs' has no public access block."]
+
+
+def test_missing_encryption_fails() -> None:
+    resources = [r for r in stack() if r.name != "logs-encryption"]
+    assert check_stack(ENCRYPTION, resources).messages == [
+        "Bucket 'logs' declares no server-side encryption configuration."]
+
+
+def test_disallowed_algorithm_fails() -> None:
+    result = check_stack(ENCRYPTION, stack(encryption=lambda p: p["rules"][0][
+        "applyServerSideEncryptionByDefault"].update(sseAlgorithm="aws:kms")), config={"allowedAlgorithms": ["AES256"]})
+    assert result.messages == ["Bucket 'logs' uses sseAlgorithm aws:kms; allowed: AES256."]
+
+
+def test_short_log_retention_fails() -> None:
+    result = check_stack(RETENTION, stack(lifecycle=lambda p: p["rules"][0].update(expiration={"days": 7})))
+    assert result.messages == ["Log bucket 'logs' expires objects after 7 days; it must keep them at least 30 days."]
+
+
+def test_retention_minimum_from_config() -> None:
+    assert check_stack(RETENTION, stack(), config={"minRetentionDays": 365}).messages == [
+        "Log bucket 'logs' expires objects after 90 days; it must keep them at least 365 days."]
+
+
+def test_disabled_lifecycle_rule_fails() -> None:
+    result = check_stack(RETENTION, stack(lifecycle=lambda p: p["rules"][0].update(status="Disabled")))
+    assert result.messages == ["Log bucket 'logs' has no enabled lifecycle rule expiring objects; logs must be kept "
+                               "30+ days and then expire."]
+
+
+def test_retention_applies_only_to_log_buckets() -> None:
+    resources = [r for r in stack() if r.name not in ("logs-lifecycle", "alb")]
+    assert check_stack(RETENTION, resources).violations == []
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p.update(policy=tls_policy(effect="Allow")),
+    lambda p: p.update(policy=tls_policy(secure="true")),
+    lambda p: p.update(policy=tls_policy(resources=[ARN])),
+])
+def test_policy_without_tls_deny_fails(change: Callable[[dict[str, Any]], None]) -> None:
+    assert check_stack(TLS, stack(policy=change)).messages == [
+        "Bucket 'logs' has no policy statement denying s3:* to everyone when aws:SecureTransport is false (on the "
+        "bucket and its objects)."]
+
+
+def test_versioning_suspended_is_advisory() -> None:
+    result = check_stack(VERSIONING, stack(versioning=lambda p: p.update(versioningConfiguration={
+        "status": "Suspended"})))
+    assert result.messages == ["Bucket 'logs' does not have versioning enabled."]
+    assert VERSIONING.enforcement_level == EnforcementLevel.ADVISORY
