@@ -13,6 +13,7 @@ dependencies) counts as attached, so a preview of a new stack is still checked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,22 +41,56 @@ CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 AUTOSCALING_GROUP = "aws:autoscaling/group:Group"
 
+_SNS_ARN = re.compile(r"^arn:[a-z-]+:sns:")
+
 
 # --------------------------------------------------------------------------------------
 # Alarms notify, log groups expire and are encrypted
 # --------------------------------------------------------------------------------------
 
+_UNKNOWN = object()
+
+
+def _read(get: Callable[[], Any]) -> Any:
+    """A property value, or ``_UNKNOWN`` if it is not known during preview."""
+    try:
+        return get()
+    except UnknownValueError:
+        return _UNKNOWN
+
+
+def _actions(props: Mapping[str, Any], key: str) -> list[Any] | None:
+    """The entries of an action list, ``_UNKNOWN`` for entries not known yet; None if the list itself is unknown.
+
+    A first preview does not know the topic ARN yet; counting the entries must not make the
+    rule give up with "can't run during preview".
+    """
+    value = _read(lambda: props.get(key))
+    if value is _UNKNOWN:
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return []
+    return [_read(lambda index=index: value[index]) for index in range(len(value))]
+
+
 def alarm_has_actions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """An alarm must notify someone when it fires."""
-    if as_bool(args.props.get("actionsEnabled")) is False:
+    """An alarm must notify someone (or act) when it fires."""
+    if as_bool(_read(lambda: args.props.get("actionsEnabled"))) is False:
         report_violation("actionsEnabled is false; the alarm changes state without notifying anyone.", None)
-    if not as_list(args.props.get("alarmActions")):
+    if _actions(args.props, "alarmActions") == []:
         report_violation("alarmActions is empty; nobody is told when the alarm fires. Add the alert topic.", None)
 
 
 def alarm_has_ok_actions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """An alarm should also say when the problem is over."""
-    if not as_list(args.props.get("okActions")):
+    """An alarm that notifies people should also tell them when the problem is over.
+
+    Alarms whose only actions are EC2 or Auto Scaling actions (recover, reboot, scale) notify
+    nobody, so there is no recovery message to send.
+    """
+    actions = _actions(args.props, "alarmActions")
+    notifies = actions is None or any(a is _UNKNOWN or (isinstance(a, str) and _SNS_ARN.match(a))
+                                      for a in actions)
+    if notifies and _actions(args.props, "okActions") == []:
         report_violation("okActions is empty; on-call is never told the alarm recovered. Add the alert topic.",
                          None)
 
@@ -74,7 +109,8 @@ def log_group_retention(args: ResourceValidationArgs, report_violation: ReportVi
 
 def log_group_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Log groups are encrypted with the stack's customer-managed key."""
-    if not args.props.get("kmsKeyId"):
+    # A key ARN still unknown in a first preview comes from a key the stack creates: that is set.
+    if not _read(lambda: args.props.get("kmsKeyId")):
         report_violation("kmsKeyId is not set; the logs are encrypted with a key the stack does not control. "
                          "Use the stack key.", None)
 
@@ -82,17 +118,6 @@ def log_group_encrypted(args: ResourceValidationArgs, report_violation: ReportVi
 # --------------------------------------------------------------------------------------
 # Required alarms (stack rule)
 # --------------------------------------------------------------------------------------
-
-_UNKNOWN = object()
-
-
-def _read(get: Callable[[], Any]) -> Any:
-    """A property value, or ``_UNKNOWN`` if it is not known during preview."""
-    try:
-        return get()
-    except UnknownValueError:
-        return _UNKNOWN
-
 
 @dataclass(frozen=True)
 class _Metric:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from ._base import Anchors, resource_policy
 
@@ -15,7 +16,11 @@ AWS_MANAGED_KEY = "alias/aws/sns"
 
 def topic_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Topics are encrypted with a customer-managed KMS key."""
-    key = args.props.get("kmsMasterKeyId")
+    try:
+        key = args.props.get("kmsMasterKeyId")
+    except UnknownValueError:
+        # A first preview does not know the stack key's ARN yet; a value is being set.
+        return
     if not key:
         report_violation("kmsMasterKeyId is not set; messages (alert details) are stored unencrypted. Use the "
                          "stack key.", None)

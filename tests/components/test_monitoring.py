@@ -21,6 +21,7 @@ from components.monitoring import (
     MonitoringArgs,
     MonitoringArgsError,
     _tier,
+    agent_parameter_name,
     cache_member_cluster_ids,
 )
 from sarkops.harness import RecordedResource, Recording, is_secret, plain
@@ -380,6 +381,9 @@ def test_component_exposes_what_the_hosts_need(record: Record) -> None:
     assert monitoring.prometheus_config_path == agent.PROMETHEUS_CONFIG_PATH
     assert ':programname, isequal, "sark" /var/log/sark/sark.log' in monitoring.rsyslog_config.splitlines()
     assert rec.one("sark:monitoring:Monitoring").outputs["agentConfigParameterNames"] == {
+        "app": "AmazonCloudWatch-mon-app", "timescale": "AmazonCloudWatch-mon-timescale"}
+    # The plain-string form (for args that take a str) names the same parameters.
+    assert {role: agent_parameter_name("mon", role) for role in agent.ROLES} == {
         "app": "AmazonCloudWatch-mon-app", "timescale": "AmazonCloudWatch-mon-timescale"}
 
 

@@ -90,6 +90,29 @@ def test_alarm_without_ok_actions_is_reported_by_the_advisory_rule_only() -> Non
         "okActions is empty; on-call is never told the alarm recovered. Add the alert topic."]
 
 
+def test_recover_only_alarm_needs_no_ok_notification() -> None:
+    props = _alarm_props(alarmActions=["arn:aws:automate:us-east-1:ec2:recover"], okActions=None,
+                         metricName="StatusCheckFailed_System", dimensions={"InstanceId": "i-0123456789abcdef0"})
+    assert check_resource(ACTIONS, cloudwatch.METRIC_ALARM, props).violations == []
+    assert check_resource(OK_ACTIONS, cloudwatch.METRIC_ALARM, props).violations == []
+
+
+def test_topic_arn_unknown_during_first_preview_still_checks() -> None:
+    props = _alarm_props(alarmActions=[UNKNOWN], okActions=[UNKNOWN])
+    for policy in (ACTIONS, OK_ACTIONS):
+        result = check_resource(policy, cloudwatch.METRIC_ALARM, props)
+        assert result.violations == []
+        assert result.advisories == []
+    result = check_resource(OK_ACTIONS, cloudwatch.METRIC_ALARM, _alarm_props(alarmActions=[UNKNOWN], okActions=[]))
+    assert result.messages == ["okActions is empty; on-call is never told the alarm recovered. Add the alert topic."]
+
+
+def test_whole_action_list_unknown_is_not_a_violation() -> None:
+    result = check_resource(ACTIONS, cloudwatch.METRIC_ALARM, _alarm_props(alarmActions=UNKNOWN))
+    assert result.violations == []
+    assert result.advisories == []
+
+
 # --- log groups -------------------------------------------------------------------------
 
 def _log_group(**changes: Any) -> dict[str, Any]:
@@ -120,6 +143,12 @@ def test_log_group_retention_bounds_come_from_config() -> None:
         .violations == []
     result = check_resource(RETENTION, cloudwatch.LOG_GROUP, _log_group(retentionInDays=365), config=config)
     assert result.messages == ["retentionInDays is 365; it must be from 30 to 90 days."]
+
+
+def test_log_group_key_unknown_during_first_preview_passes_without_advisory() -> None:
+    result = check_resource(LOG_KMS, cloudwatch.LOG_GROUP, _log_group(kmsKeyId=UNKNOWN))
+    assert result.violations == []
+    assert result.advisories == []
 
 
 def test_log_group_without_key_fails() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import EnforcementLevel, Severity
 
 from sark_policies import sns
-from tests.policies.helpers import by_name, check_resource
+from tests.policies.helpers import UNKNOWN, by_name, check_resource
 
 ENCRYPTED = by_name(sns.POLICIES, "aws-sns-topic-enable-kms-encryption")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-4222-a333-444455556666"
@@ -38,3 +38,9 @@ def test_topic_with_the_aws_managed_key_fails() -> None:
 def test_other_types_are_ignored() -> None:
     result = check_resource(ENCRYPTED, "aws:sqs/queue:Queue", {"name": "q"})
     assert result.violations == []
+
+
+def test_key_unknown_during_first_preview_passes_without_advisory() -> None:
+    result = check_resource(ENCRYPTED, sns.TOPIC, {"name": "sark-alerts", "kmsMasterKeyId": UNKNOWN})
+    assert result.violations == []
+    assert result.advisories == []
