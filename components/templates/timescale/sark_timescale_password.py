@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Set or check the TimescaleDB ``sark`` role's password from Secrets Manager, on the host.
+
+    sark-timescale-password apply AWSCURRENT   # at boot (sark-timescale-setup)
+    sark-timescale-password apply AWSPENDING   # rotation, setSecret (SSM Run Command)
+    sark-timescale-password check AWSPENDING   # rotation, testSecret (SSM Run Command)
+
+The value is read here, with the instance role, from the secret named in
+/etc/sark/timescale.env; it never appears in user data, a command line, the SSM command or
+the server log: ``apply`` sends PostgreSQL a SCRAM-SHA-256 verifier computed here (what
+psql's \\password does), never the password itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+ENV_FILE = "/etc/sark/timescale.env"
+IMDS = "http://169.254.169.254/latest"
+IMDS_SESSION_HEADER = "X-aws-ec2-metadata-token"
+STAGES = ("AWSCURRENT", "AWSPENDING")
+ACTIONS = ("apply", "check")
+SCRAM_ITERATIONS = 4096
+
+
+def read_env(path: str = ENV_FILE) -> dict[str, str]:
+    """KEY=value lines (shell quoting allowed) of the host's settings file."""
+    settings: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.partition("=")
+            parts = shlex.split(value)
+            settings[key.strip()] = parts[0] if parts else ""
+    return settings
+
+
+def imds_region(opener=urllib.request.urlopen) -> str:
+    """This instance's region, through IMDSv2 (a session token first; IMDSv1 is disabled)."""
+    # A fixed http:// URL of the instance metadata service, nothing user-supplied.
+    session_request = urllib.request.Request(f"{IMDS}/api/token", method="PUT",  # noqa: S310
+                                             headers={f"{IMDS_SESSION_HEADER}-ttl-seconds": "60"})
+    with opener(session_request, timeout=5) as response:
+        session = response.read().decode()
+    region_request = urllib.request.Request(f"{IMDS}/meta-data/placement/region",  # noqa: S310
+                                            headers={IMDS_SESSION_HEADER: session})
+    with opener(region_request, timeout=5) as response:
+        return response.read().decode().strip()
+
+
+def fetch_value(secret_id: str, stage: str, region: str) -> str:
+    """The secret's value at ``stage`` (boto3 from python3-boto3; credentials from the instance role)."""
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=region)
+    return client.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]
+
+
+def scram_verifier(plaintext: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``plaintext`` (RFC 5802 / RFC 7677)."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", plaintext.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+            f"${b64(stored_key).decode()}:{b64(server_key).decode()}")
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def alter_role_sql(user: str, verifier: str) -> str:
+    """SQL that sets ``user``'s password to a precomputed verifier (no plaintext leaves this host's memory)."""
+    if "'" in verifier:
+        raise ValueError("unexpected quote in SCRAM verifier")
+    return f"ALTER ROLE {quote_ident(user)} WITH LOGIN PASSWORD '{verifier}';\n"
+
+
+def apply(settings: dict[str, str], value: str) -> None:
+    """Set the role's password (as a verifier) through the local superuser."""
+    sql = alter_role_sql(settings["SARK_DB_USER"], scram_verifier(value))
+    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-d", "postgres"], input=sql, text=True, check=True)
+
+
+def passfile_line(user: str, value: str) -> str:
+    """A libpq password-file line for ``user`` on any host, port and database."""
+    escaped = value.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:{user}:{escaped}\n"
+
+
+def check(settings: dict[str, str], value: str) -> None:
+    """Log in as the role over the local socket (pg_hba: ``local <db> <user> scram-sha-256``).
+
+    The value goes through a private password file, not the environment or the command line.
+    """
+    with tempfile.NamedTemporaryFile("w", prefix="sark-pgpass-", encoding="utf-8") as passfile:
+        os.chmod(passfile.name, 0o600)
+        passfile.write(passfile_line(settings["SARK_DB_USER"], value))
+        passfile.flush()
+        env = {**os.environ, "PGPASSFILE": passfile.name, "PGCONNECT_TIMEOUT": "10"}
+        subprocess.run(["psql", "--no-psqlrc", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql",
+                        "-U", settings["SARK_DB_USER"], "-d", settings["SARK_DB_NAME"], "-c", "SELECT 1"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in ACTIONS or argv[2] not in STAGES:
+        print(f"usage: {argv[0]} {{{'|'.join(ACTIONS)}}} {{{'|'.join(STAGES)}}}", file=sys.stderr)
+        return 2
+    settings = read_env()
+    value = fetch_value(settings["SARK_SECRET_ID"], argv[2], imds_region())
+    (apply if argv[1] == "apply" else check)(settings, value)
+    print(json.dumps({"action": argv[1], "stage": argv[2], "result": "ok"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
