@@ -385,7 +385,19 @@ def render_cloud_config(*, stack: str, environment: str, region: str, parameter_
         ],
         "final_message": f"SARK {release} ({stack}) host ready after $UPTIME seconds",
     }
-    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
+    return "#cloud-config\n" + yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=1000)
+
+
+class _CloudConfigDumper(yaml.SafeDumper):
+    """Multi-line strings (the shipped scripts, the unit) as literal blocks: readable in the
+    console and scanned by the policy pack as the text the host will see."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_CloudConfigDumper.add_representer(str, _represent_text)
 
 
 def encode_user_data(text: str) -> str:

@@ -72,7 +72,7 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
 # value is literal: references ($VAR, ${VAR}, %(x)s, {{ }}) and ARNs are not secrets.
 _ASSIGNMENT = re.compile(
     r"""(?P<name>\b[A-Za-z0-9_]*(?:PASSWORD|PASSWD|TOKEN|SECRET|SECRET_KEY|API_KEY|APIKEY))['"]?"""
-    r"""\s*(?:=|:)\s*(?P<quote>['"]?)(?P<value>[^\s'"]*)""",
+    r"""\s*(?:=|:)\s*(?P<quote>\\?['"]?)(?P<value>[^\s'"\\]*)""",
     re.IGNORECASE,
 )
 _REFERENCE = re.compile(r"^(\$|%\(|\{\{|arn:aws[a-z-]*:secretsmanager:|arn:aws[a-z-]*:ssm:|<)")
