@@ -113,7 +113,7 @@ def metrics_port_internal(args: StackValidationArgs, report_violation: ReportVio
 
 POLICIES = [
     stack_policy(
-        name="aws-ec2-security-group-restrict-ports-by-role",
+        name="aws-ec2-security-group-configure-role-ports",
         description="Each security group opens only the ports of its sark:role.",
         validate=ports_by_role,
         severity=Severity.HIGH,
@@ -125,7 +125,7 @@ POLICIES = [
                               "description": "sark:role -> TCP ports its security group may open."}},
     ),
     stack_policy(
-        name="aws-ec2-security-group-restrict-app-port-source",
+        name="aws-ec2-security-group-require-load-balancer-source-for-app-port",
         description="The app port (8000) is reachable only from the load balancer's security group.",
         validate=app_port_only_from_load_balancer,
         severity=Severity.HIGH,
@@ -140,7 +140,7 @@ POLICIES = [
         },
     ),
     stack_policy(
-        name="aws-ec2-security-group-restrict-metrics-port",
+        name="aws-ec2-security-group-disallow-public-metrics-port",
         description="The metrics port (9090) is open neither to the internet nor to the load balancer.",
         validate=metrics_port_internal,
         severity=Severity.HIGH,

@@ -13,9 +13,9 @@ SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 VPC_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
-PORTS = by_name(security_groups.POLICIES, "aws-ec2-security-group-restrict-ports-by-role")
-APP_PORT = by_name(security_groups.POLICIES, "aws-ec2-security-group-restrict-app-port-source")
-METRICS = by_name(security_groups.POLICIES, "aws-ec2-security-group-restrict-metrics-port")
+PORTS = by_name(security_groups.POLICIES, "aws-ec2-security-group-configure-role-ports")
+APP_PORT = by_name(security_groups.POLICIES, "aws-ec2-security-group-require-load-balancer-source-for-app-port")
+METRICS = by_name(security_groups.POLICIES, "aws-ec2-security-group-disallow-public-metrics-port")
 
 ROLES = ("load-balancer", "app", "database", "timescale", "cache")
 
