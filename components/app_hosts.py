@@ -165,6 +165,25 @@ class AppSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CloudWatchAgentSetup:
+    """How the hosts run the CloudWatch agent (the configuration itself is Monitoring's)."""
+
+    config_parameter: str
+    """SSM parameter holding the agent configuration; an ``AmazonCloudWatch-`` name, which the
+    managed CloudWatchAgentServerPolicy already lets the hosts read."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files written before the agent starts, path -> content (rsyslog drop-in, Prometheus scrape config)."""
+
+    restart_services: Sequence[str] = ("rsyslog",)
+    """Services restarted after the files are written, so they pick them up."""
+
+    package_url: str = ("https://amazoncloudwatch-agent.s3.amazonaws.com/ubuntu/amd64/latest/"
+                        "amazon-cloudwatch-agent.deb")
+    """The agent's Debian package (AWS does not publish it in an apt repository)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppHostsArgs:
     """Arguments of :class:`AppHosts`."""
 
@@ -237,7 +256,10 @@ class AppHostsArgs:
     failing (systemd then restarts it)."""
 
     extra_read_parameter_arns: Sequence[pulumi.Input[str]] = ()
-    """Further SSM parameters the hosts may read (e.g. the CloudWatch agent configuration)."""
+    """Further SSM parameters the hosts may read."""
+
+    cloudwatch_agent: CloudWatchAgentSetup | None = None
+    """Install and configure the CloudWatch agent (None: no agent)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -338,7 +360,8 @@ def ufw_commands(*, vpc_cidr: str, monitoring_cidrs: Sequence[str], admin_cidrs:
 
 def render_cloud_config(*, stack: str, environment: str, region: str, parameter_path: str, repository_url: str,
                         release: str, workers: int, vpc_cidr: str, monitoring_cidrs: Sequence[str],
-                        admin_cidrs: Sequence[str], wait_seconds: int = 900) -> str:
+                        admin_cidrs: Sequence[str], wait_seconds: int = 900,
+                        cloudwatch_agent: CloudWatchAgentSetup | None = None) -> str:
     """The ``#cloud-config`` document of one release's hosts (checklist Pre-Deployment 1.1, 4; Deployment 1.1)."""
     hostname = (f'name="sark-{environment}-$(cloud-init query v1.instance_id)"; hostnamectl set-hostname "$name"; '
                 'echo "127.0.1.1 $name" >> /etc/hosts')
@@ -371,6 +394,8 @@ def render_cloud_config(*, stack: str, environment: str, region: str, parameter_
             {"path": MIGRATE, "owner": "root:root", "permissions": "0755",
              "content": (TEMPLATES / "migrate.sh").read_text()},
             {"path": UNIT_PATH, "owner": "root:root", "permissions": "0644", "content": render_unit(workers=workers)},
+            *({"path": path, "owner": "root:root", "permissions": "0644", "content": content}
+              for path, content in sorted((cloudwatch_agent.files if cloudwatch_agent else {}).items())),
         ],
         "runcmd": [
             # runcmd becomes one shell script; stop at the first failure so cloud-init reports
@@ -382,10 +407,24 @@ def render_cloud_config(*, stack: str, environment: str, region: str, parameter_
             [INSTALL, repository_url, release],
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "sark.service"],
+            # After the service: a monitoring hiccup must not keep the app from starting, but
+            # it still fails cloud-init, and so the release gate, loudly.
+            *(_agent_commands(cloudwatch_agent) if cloudwatch_agent else []),
         ],
         "final_message": f"SARK {release} ({stack}) host ready after $UPTIME seconds",
     }
     return "#cloud-config\n" + yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=1000)
+
+
+def _agent_commands(agent: CloudWatchAgentSetup) -> list[list[str]]:
+    package = "/tmp/amazon-cloudwatch-agent.deb"  # noqa: S108 (root-only first boot, fixed name)
+    return [
+        ["curl", "-fsSL", "--retry", "5", "-o", package, agent.package_url],
+        ["apt-get", "install", "-y", package],
+        *(["systemctl", "restart", service] for service in agent.restart_services),
+        ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s",
+         "-c", f"ssm:{agent.config_parameter}"],
+    ]
 
 
 class _CloudConfigDumper(yaml.SafeDumper):
@@ -578,7 +617,8 @@ class AppHosts(pulumi.ComponentResource):
                 render_cloud_config(stack=args.stack, environment=args.settings.environment, region=args.region,
                                     parameter_path=path, repository_url=args.repository_url, release=v,
                                     workers=args.workers, vpc_cidr=cidr, monitoring_cidrs=args.monitoring_cidrs,
-                                    admin_cidrs=args.admin_cidrs, wait_seconds=args.env_wait_seconds)))
+                                    admin_cidrs=args.admin_cidrs, wait_seconds=args.env_wait_seconds,
+                                    cloudwatch_agent=args.cloudwatch_agent)))
             tags = {"Name": f"sark-{args.stack}-{key}", "sark:role": "app", "sark:release": version}
             template = aws.ec2.LaunchTemplate(
                 f"{name}-{key}-lt",

@@ -467,3 +467,35 @@ def test_render_env_runs_on_the_hosts_python() -> None:
     source = (TEMPLATES / "render_env.py").read_text()
     assert "tomllib" not in source
     assert "ExceptionGroup" not in source
+
+
+# --- CloudWatch agent, user data size ------------------------------------------------------------------
+
+def test_cloudwatch_agent_is_configured_after_the_service_starts(record: Record) -> None:
+    from components.app_hosts import CloudWatchAgentSetup
+
+    agent = CloudWatchAgentSetup(config_parameter="AmazonCloudWatch-sark-test-monitoring-app",
+                                 files={"/etc/rsyslog.d/30-sark.conf": ':programname, isequal, "sark" /var/log/x\n'})
+    rec = record(lambda: AppHosts("app", args(cloudwatch_agent=agent)))
+    config = cloud_config(rec.one("aws:ec2/launchTemplate:LaunchTemplate"))
+    assert written(config, "/etc/rsyslog.d/30-sark.conf")["content"] == ':programname, isequal, "sark" /var/log/x\n'
+    runcmd = config["runcmd"]
+    start = runcmd.index(["systemctl", "enable", "--now", "sark.service"])
+    assert runcmd[start + 1][0] == "curl"
+    assert runcmd[start + 3] == ["systemctl", "restart", "rsyslog"]
+    assert runcmd[-1] == ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config",
+                          "-m", "ec2", "-s", "-c", "ssm:AmazonCloudWatch-sark-test-monitoring-app"]
+
+
+def test_user_data_over_the_limit_is_gzipped_and_still_readable() -> None:
+    import gzip
+
+    from components.app_hosts import encode_user_data
+
+    small = "#cloud-config\n" + "a: b\n"
+    assert base64.b64decode(encode_user_data(small)).decode() == small
+    large = "#cloud-config\n" + "".join(f"k{i}: value-{i}\n" for i in range(2000))
+    raw = base64.b64decode(encode_user_data(large))
+    assert raw[:2] == b"\x1f\x8b"
+    assert len(raw) <= 16384
+    assert gzip.decompress(raw).decode() == large
