@@ -537,6 +537,27 @@ def _dlm_policy(ctx: ResourceContext) -> dict[str, Any]:
     return {"id": pid, "arn": ctx.arn("dlm", f"policy/{pid}")}
 
 
+def _backup_vault(ctx: ResourceContext) -> dict[str, Any]:
+    name = ctx.physical_name(max_length=50)
+    return {"id": name, "name": name, "arn": ctx.arn("backup", f"backup-vault:{name}"), "recoveryPoints": 0}
+
+
+def _backup_plan(ctx: ResourceContext) -> dict[str, Any]:
+    plan_id = ctx.uuid()
+    return {"id": plan_id, "arn": ctx.arn("backup", f"backup-plan:{plan_id}"), "version": ctx.hex(32, "v")}
+
+
+def _event_rule(ctx: ResourceContext) -> dict[str, Any]:
+    name = ctx.physical_name(max_length=64)
+    return {"id": name, "name": name, "arn": ctx.arn("events", f"rule/{name}")}
+
+
+def _ssm_document(ctx: ResourceContext) -> dict[str, Any]:
+    name = ctx.physical_name(max_length=128)
+    return {"id": name, "name": name, "arn": ctx.arn("ssm", f"document/{name}"), "status": "Active",
+            "latestVersion": "1", "defaultVersion": "1"}
+
+
 def _provider(ctx: ResourceContext) -> dict[str, Any]:
     return {"id": ctx.uuid()}
 
@@ -574,12 +595,18 @@ RESOURCE_OUTPUTS: dict[str, ResourceOutputs] = {
     # compute
     "aws:ec2/instance:Instance": _instance,
     "aws:ec2/ebsVolume:EbsVolume": _ec2("vol", "volume"),
+    "aws:ebs/volume:Volume": _ec2("vol", "volume"),
     "aws:ec2/volumeAttachment:VolumeAttachment": _ec2("vai"),
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:ec2/keyPair:KeyPair": _ec2("key", "key-pair"),
     "aws:autoscaling/group:Group": _autoscaling_group,
     "aws:lambda/function:Function": _lambda_function,
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": _dlm_policy,
+    "aws:backup/vault:Vault": _backup_vault,
+    "aws:backup/plan:Plan": _backup_plan,
+    "aws:backup/selection:Selection": lambda c: {"id": c.uuid()},
+    "aws:cloudwatch/eventRule:EventRule": _event_rule,
+    "aws:ssm/document:Document": _ssm_document,
     # data stores
     "aws:rds/instance:Instance": _rds_instance,
     "aws:rds/subnetGroup:SubnetGroup": _rds_named("subgrp"),

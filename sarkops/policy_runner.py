@@ -573,6 +573,45 @@ def _infos(servicer: Any) -> dict[str, PolicyInfo]:
     return result
 
 
+class _MemoJsonFormat:
+    """Stands in for ``json_format`` inside ``pulumi_policy.policy`` during one evaluation.
+
+    The servicer converts a request's properties with ``MessageToDict`` once per policy (and,
+    in AnalyzeStack, every resource once per stack policy): with 40 policies and 200 resources
+    that was 19,000 conversions and a third of the evaluation time. The result is only read
+    (``deserialize_properties`` builds new containers), so one conversion per message is
+    enough; the memo holds each message, so an ``id`` cannot be reused while it is cached.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._memo: dict[int, tuple[Any, Any]] = {}
+
+    def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (the module's name)
+        if args or kwargs:
+            return self._real.MessageToDict(message, *args, **kwargs)
+        hit = self._memo.get(id(message))
+        if hit is None or hit[0] is not message:
+            hit = (message, self._real.MessageToDict(message))
+            self._memo[id(message)] = hit
+        return hit[1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@contextmanager
+def _memoized_conversions() -> Iterator[None]:
+    import pulumi_policy.policy as policy_module
+
+    real = policy_module.json_format
+    policy_module.json_format = _MemoJsonFormat(real)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        policy_module.json_format = real
+
+
 def _call(pack: LoadedPack, method: Any, request: Any, urn: str) -> Any:
     """Call a servicer method; a policy that raises is a pack error naming policy file and resource."""
     try:
@@ -734,7 +773,8 @@ def evaluate(
     evaluation = _Evaluation(recording, config or {})
     for index, pack in enumerate(packs):
         evaluation.configure(pack, pack_configs[index] if index < len(pack_configs) else None)
-    evaluation.remediate()
-    evaluation.analyze()
-    evaluation.analyze_stack()
+    with _memoized_conversions():
+        evaluation.remediate()
+        evaluation.analyze()
+        evaluation.analyze_stack()
     return evaluation.report
