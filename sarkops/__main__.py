@@ -19,11 +19,11 @@ import sys
 COMMANDS = ("plan", "verify")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``sarkops`` parser with every available subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``sarkops`` parser with every available subcommand, or just ``only``."""
     parser = argparse.ArgumentParser(prog="python -m sarkops", description="Offline operations on the SARK stack.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
+    for command in COMMANDS if only is None else (only,):
         if importlib.util.find_spec(f"sarkops.{command}") is None:
             continue
         module = importlib.import_module(f"sarkops.{command}")
@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns its exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Import only the command being run; the others are loaded for --help and errors.
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     try:
         return int(args.handler(args))
     except BrokenPipeError:

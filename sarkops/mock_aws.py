@@ -558,6 +558,16 @@ def _ssm_document(ctx: ResourceContext) -> dict[str, Any]:
             "latestVersion": "1", "defaultVersion": "1"}
 
 
+def _joined_id(*keys: str, separator: str = ",") -> ResourceOutputs:
+    """Resources whose id AWS (or the provider) builds from their inputs, e.g. ``<acl arn>,<lb arn>``."""
+
+    def outputs(ctx: ResourceContext) -> dict[str, Any]:
+        parts = [str(ctx.inputs.get(key) or f"{ctx.name}-{key}") for key in keys]
+        return {"id": separator.join(parts)}
+
+    return outputs
+
+
 def _provider(ctx: ResourceContext) -> dict[str, Any]:
     return {"id": ctx.uuid()}
 
@@ -594,13 +604,14 @@ RESOURCE_OUTPUTS: dict[str, ResourceOutputs] = {
                                                       privateIp=lambda c: c.private_ip()),
     # compute
     "aws:ec2/instance:Instance": _instance,
-    "aws:ec2/ebsVolume:EbsVolume": _ec2("vol", "volume"),
     "aws:ebs/volume:Volume": _ec2("vol", "volume"),
+    "aws:ebs/snapshot:Snapshot": _ec2("snap", "snapshot"),
     "aws:ec2/volumeAttachment:VolumeAttachment": _ec2("vai"),
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:ec2/keyPair:KeyPair": _ec2("key", "key-pair"),
     "aws:autoscaling/group:Group": _autoscaling_group,
     "aws:lambda/function:Function": _lambda_function,
+    "aws:lambda/permission:Permission": lambda c: {"id": c.physical_name("statementId", max_length=100)},
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": _dlm_policy,
     "aws:backup/vault:Vault": _backup_vault,
     "aws:backup/plan:Plan": _backup_plan,
@@ -643,6 +654,7 @@ RESOURCE_OUTPUTS: dict[str, ResourceOutputs] = {
     "aws:route53/record:Record": _route53_record,
     "aws:route53/zone:Zone": _route53_zone,
     "aws:wafv2/webAcl:WebAcl": _web_acl,
+    "aws:wafv2/webAclAssociation:WebAclAssociation": _joined_id("webAclArn", "resourceArn"),
     # security, secrets, identity
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": _kms_alias,
@@ -664,6 +676,8 @@ RESOURCE_OUTPUTS: dict[str, ResourceOutputs] = {
     "aws:cloudwatch/dashboard:Dashboard": _dashboard,
     "aws:sns/topic:Topic": _sns_topic,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
+    "aws:sns/topicPolicy:TopicPolicy": _joined_id("arn"),
+    "aws:cloudwatch/eventTarget:EventTarget": _joined_id("rule", "targetId", separator="-"),
     # other providers
     "random:index/randomPassword:RandomPassword": _random_password,
     "random:index/randomString:RandomString": _random_string,
