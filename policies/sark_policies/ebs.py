@@ -1,0 +1,237 @@
+"""EBS volumes and their backups (anchors sections A3 and A8; checklist 1.2 and Post-Deployment 4).
+
+Standalone volumes (the TimescaleDB data volume) are encrypted with the stack's key and are
+covered by a backup: an AWS Backup selection or a Data Lifecycle Manager policy. The backups
+themselves are checked for the checklist's value, not mere presence: at least daily and kept
+at least 30 days. Instance root and block devices are checked by the EC2 rules (ec2.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
+
+from ._base import Anchors, resource_policy, stack_policy
+from ._props import as_bool, as_int, as_list, as_map, first
+
+VOLUME = "aws:ebs/volume:Volume"
+BACKUP_PLAN = "aws:backup/plan:Plan"
+BACKUP_SELECTION = "aws:backup/selection:Selection"
+BACKUP_VAULT = "aws:backup/vault:Vault"
+DLM_POLICY = "aws:dlm/lifecyclePolicy:LifecyclePolicy"
+
+AWS_MANAGED_KEY = "alias/aws/ebs"
+_DAYS = {"DAYS": 1, "WEEKS": 7, "MONTHS": 30, "YEARS": 365}
+_RATE = re.compile(r"^rate\((\d+) (minutes?|hours?|days?)\)$")
+
+
+def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
+    """The value, or True when it is unknown during preview (an output is being passed)."""
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return True
+
+
+def runs_daily(schedule: str) -> bool:
+    """Whether an AWS Backup / EventBridge schedule fires at least once a day."""
+    rate = _RATE.match(schedule)
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2)
+        return unit.startswith(("minute", "hour")) or amount <= 1
+    cron = re.match(r"^cron\((.+)\)$", schedule)
+    if not cron:
+        return False
+    fields = cron.group(1).split()
+    if len(fields) != 6:
+        return False
+    day_of_month, month, day_of_week = fields[2], fields[3], fields[4]
+    return day_of_month in ("*", "?") and month in ("*", "?") and day_of_week in ("*", "?")
+
+
+# --------------------------------------------------------------------------------------
+# Resource rules
+# --------------------------------------------------------------------------------------
+
+def volume_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Volumes are encrypted."""
+    if as_bool(args.props.get("encrypted")) is not True:
+        report_violation("encrypted is not true; the volume and its snapshots would be stored unencrypted (unless "
+                         "the account's EBS default encryption happens to be on).", None)
+
+
+def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Encrypted volumes use the stack's customer-managed key."""
+    if as_bool(args.props.get("encrypted")) is not True:
+        return
+    key = _set_or_unknown(args.props, "kmsKeyId")
+    if not key:
+        report_violation("kmsKeyId is not set; the volume would use the AWS-managed aws/ebs key, not the stack's "
+                         "customer-managed key.", None)
+    elif key == AWS_MANAGED_KEY:
+        report_violation("kmsKeyId is the AWS-managed alias/aws/ebs; use the stack's customer-managed key.", None)
+
+
+def backup_plan_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every rule runs at least daily and keeps recovery points at least ``minDays``."""
+    minimum = as_int(args.get_config().get("minDays")) or 30
+    rules = as_list(args.props.get("rules"))
+    if not rules:
+        report_violation("The backup plan has no rules; nothing would be backed up.", None)
+    for rule in (as_map(r) for r in rules):
+        name = rule.get("ruleName") or "unnamed"
+        schedule = str(rule.get("schedule") or "")
+        if not runs_daily(schedule):
+            report_violation(f"Backup rule '{name}' runs on {schedule or 'no schedule'}, not at least daily.", None)
+        lifecycle = first(rule.get("lifecycle"))
+        days = as_int(lifecycle.get("deleteAfter"))
+        if days is not None and days < minimum:
+            report_violation(f"Backup rule '{name}' deletes recovery points after {days} days; they must be kept at "
+                             f"least {minimum} days.", None)
+
+
+def backup_vault_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Backup vaults are encrypted with the stack's customer-managed key."""
+    if not _set_or_unknown(args.props, "kmsKeyArn"):
+        report_violation("kmsKeyArn is not set; recovery points would be encrypted with the AWS-managed backup "
+                         "key, not the stack's customer-managed key.", None)
+
+
+def _dlm_retention_days(schedule: Mapping[str, Any]) -> float | None:
+    retain = first(schedule.get("retainRule"))
+    interval, unit = as_int(retain.get("interval")), retain.get("intervalUnit")
+    if interval is not None and unit in _DAYS:
+        return float(interval * _DAYS[str(unit)])
+    count = as_int(retain.get("count"))
+    if count is None:
+        return None
+    create = first(schedule.get("createRule"))
+    every = as_int(create.get("interval"))
+    hours = every if every is not None and create.get("intervalUnit", "HOURS") == "HOURS" else 24
+    return count * hours / 24
+
+
+def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every schedule keeps snapshots at least ``minDays``."""
+    minimum = as_int(args.get_config().get("minDays")) or 30
+    details = first(args.props.get("policyDetails"))
+    for schedule in (as_map(s) for s in as_list(details.get("schedules"))):
+        name = schedule.get("name") or "unnamed"
+        days = _dlm_retention_days(schedule)
+        if days is None:
+            report_violation(f"DLM schedule '{name}' has no retainRule; snapshots would pile up or vanish "
+                             "unpredictably.", None)
+        elif days < minimum:
+            report_violation(f"DLM schedule '{name}' keeps snapshots {days:g} days; they must be kept at least "
+                             f"{minimum} days.", None)
+
+
+# --------------------------------------------------------------------------------------
+# Stack rule
+# --------------------------------------------------------------------------------------
+
+def _selected(volume: PolicyResource, selection: PolicyResource) -> bool:
+    if volume in selection.property_dependencies.get("resources", []):
+        return True
+    arn = volume.props.get("arn")
+    for resource in (str(r) for r in as_list(selection.props.get("resources"))):
+        if resource == arn or resource in ("*", "arn:aws:ec2:*:*:volume/*"):
+            return True
+    tags = as_map(volume.props.get("tags"))
+    return any(as_map(t).get("type") == "STRINGEQUALS" and tags.get(as_map(t).get("key")) == as_map(t).get("value")
+               for t in as_list(selection.props.get("selectionTags")))
+
+
+def _targeted(volume: PolicyResource, policy: PolicyResource) -> bool:
+    details = first(policy.props.get("policyDetails"))
+    if "VOLUME" not in [str(t) for t in as_list(details.get("resourceTypes"))]:
+        return False
+    tags = as_map(volume.props.get("tags"))
+    targets = as_map(details.get("targetTags"))
+    return bool(targets) and all(tags.get(k) == v for k, v in targets.items())
+
+
+def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every standalone EBS volume is in an AWS Backup selection or a DLM policy."""
+    selections = [r for r in args.resources if r.resource_type == BACKUP_SELECTION]
+    policies = [r for r in args.resources if r.resource_type == DLM_POLICY
+                and first(r.props.get("policyDetails")) and r.props.get("state", "ENABLED") == "ENABLED"]
+    for volume in (r for r in args.resources if r.resource_type == VOLUME):
+        if any(_selected(volume, s) for s in selections) or any(_targeted(volume, p) for p in policies):
+            continue
+        report_violation(f"EBS volume '{volume.name}' is in no AWS Backup selection and no enabled DLM policy; "
+                         "it has no scheduled snapshots.", volume.urn)
+
+
+_RETENTION = {"minDays": {"type": "integer", "minimum": 1, "default": 30,
+                          "description": "Fewest days snapshots / recovery points may be kept."}}
+
+POLICIES = [
+    resource_policy(
+        name="aws-ebs-volume-disallow-unencrypted-volume",
+        description="EBS volumes are encrypted.",
+        resource_types=[VOLUME],
+        validate=volume_encrypted,
+        severity=Severity.HIGH,
+        remediation_steps="Set encrypted=True with kms_key_id=<stack key ARN>; an unencrypted volume must be "
+                          "copied through an encrypted snapshot.",
+        anchors=Anchors(compliance=["aws-ebs-volume-disallow-unencrypted-volume"], checkov=["CKV_AWS_3"],
+                        trivy=["AVD-AWS-0026"], securityhub=["EC2.3"]),
+    ),
+    resource_policy(
+        name="aws-ebs-volume-configure-customer-managed-key",
+        description="Encrypted EBS volumes use the stack's customer-managed KMS key.",
+        resource_types=[VOLUME],
+        validate=volume_customer_key,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set kms_key_id=<stack key ARN>.",
+        anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
+                        trivy=["AVD-AWS-0027"]),
+    ),
+    resource_policy(
+        name="aws-backup-plan-configure-retention",
+        description="AWS Backup plans run at least daily and keep recovery points at least 30 days.",
+        resource_types=[BACKUP_PLAN],
+        validate=backup_plan_retention,
+        severity=Severity.HIGH,
+        remediation_steps="Give every rule a daily schedule (e.g. cron(0 3 * * ? *)) and lifecycle.delete_after of "
+                          "at least 30 (config timescaleSnapshotRetentionDays).",
+        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                        checklist=["Pre-Deployment 1.2 (daily backups, 30 days)", "Post-Deployment 4"]),
+        config=_RETENTION,
+    ),
+    resource_policy(
+        name="aws-backup-vault-configure-customer-managed-key",
+        description="AWS Backup vaults are encrypted with the stack's customer-managed KMS key.",
+        resource_types=[BACKUP_VAULT],
+        validate=backup_vault_key,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set kms_key_arn=<stack key ARN> (only at creation).",
+        anchors=Anchors(checkov=["CKV_AWS_166"]),
+    ),
+    resource_policy(
+        name="aws-dlm-lifecycle-policy-configure-retention",
+        description="Data Lifecycle Manager policies keep snapshots at least 30 days.",
+        resource_types=[DLM_POLICY],
+        validate=dlm_retention,
+        severity=Severity.HIGH,
+        remediation_steps="Set each schedule's retain_rule to interval=30, interval_unit=DAYS (or a count that "
+                          "covers 30 days at the schedule's frequency).",
+        anchors=Anchors(checklist=["Pre-Deployment 1.2 (daily backups, 30 days)"]),
+        config=_RETENTION,
+    ),
+    stack_policy(
+        name="aws-ebs-volume-require-backup",
+        description="Every standalone EBS volume is covered by AWS Backup or a DLM policy.",
+        validate=volumes_backed_up,
+        severity=Severity.HIGH,
+        remediation_steps="Add the volume's ARN to an aws.backup.Selection of a daily plan (as TimescaleHost does), "
+                          "or tag it for an enabled DLM policy.",
+        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                        checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
+    ),
+]

@@ -1,0 +1,273 @@
+"""ElastiCache (Valkey / Redis) rules (anchors section E; checklist 1.3 and 3.2).
+
+Neither AWSGuard nor the Pulumi compliance policies cover ElastiCache; the anchors are Checkov,
+Trivy and Security Hub. The values are the checklist's: Valkey or Redis 7 or newer, a password
+(AUTH) with TLS required, ``maxmemory-policy allkeys-lru``, and snapshots kept 30 days.
+
+As for RDS passwords, a policy cannot see whether ``authToken`` was a Pulumi secret; the stack
+rule accepts an AUTH token only when it comes from a ``random.RandomPassword``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy.proxy import UnknownValueError
+
+from ._base import Anchors, resource_policy, stack_policy
+from ._props import as_bool, as_int, as_list, as_map
+
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a type token)
+ENGINES = ("valkey", "redis")
+
+
+def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
+    """The value, or True when it is unknown during preview (an output is being passed)."""
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return True
+
+
+def at_rest_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Encrypted at rest with the stack's customer-managed key."""
+    if as_bool(args.props.get("atRestEncryptionEnabled")) is not True:
+        report_violation("atRestEncryptionEnabled is not true; cached data and snapshots would be stored "
+                         "unencrypted.", None)
+    elif not _set_or_unknown(args.props, "kmsKeyId"):
+        report_violation("kmsKeyId is not set; data at rest would use the AWS-managed key, not the stack's "
+                         "customer-managed key.", None)
+
+
+def transit_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """TLS on, and required (not merely preferred) for every client."""
+    if as_bool(args.props.get("transitEncryptionEnabled")) is not True:
+        report_violation("transitEncryptionEnabled is not true; clients and replication would talk in plain "
+                         "text.", None)
+        return
+    mode = args.props.get("transitEncryptionMode")
+    if mode is not None and mode != "required":
+        report_violation(f"transitEncryptionMode is {mode}; it must be required so no client can connect "
+                         "without TLS.", None)
+
+
+def authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Clients must authenticate (AUTH token or RBAC user groups)."""
+    token = _set_or_unknown(args.props, "authToken")
+    groups = _set_or_unknown(args.props, "userGroupIds")
+    if not token and not (groups is True or as_list(groups)):
+        report_violation("Neither authToken nor userGroupIds is set; any host that can reach port 6379 could "
+                         "read and write the cache.", None)
+
+
+def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Daily snapshots kept at least ``minDays`` (checklist: 30), in a chosen window."""
+    minimum = as_int(args.get_config().get("minDays")) or 30
+    days = as_int(args.props.get("snapshotRetentionLimit"))
+    if not days:
+        report_violation(f"snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least "
+                         f"{minimum} days.", None)
+    elif days < minimum:
+        report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
+    if not args.props.get("snapshotWindow"):
+        report_violation("snapshotWindow is not set; choose a daily window outside the maintenance window.", None)
+
+
+def failover(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A replica in another zone takes over automatically."""
+    props = args.props
+    if as_bool(props.get("automaticFailoverEnabled")) is not True:
+        report_violation("automaticFailoverEnabled is not true; losing the primary would stop the cache.", None)
+    if as_bool(props.get("multiAzEnabled")) is not True:
+        report_violation("multiAzEnabled is not true; primary and replicas may share one availability zone.", None)
+    nodes = as_int(props.get("numCacheClusters"))
+    replicas = as_int(props.get("replicasPerNodeGroup"))
+    if nodes is not None and nodes < 2:
+        report_violation(f"numCacheClusters is {nodes}; failover needs at least 2 nodes.", None)
+    elif nodes is None and (replicas is None or replicas < 1):
+        report_violation("numCacheClusters is not set (and no replicasPerNodeGroup); failover needs at least 2 "
+                         "nodes.", None)
+
+
+def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Placed in the stack's data subnets, not the default subnet group."""
+    group = _set_or_unknown(args.props, "subnetGroupName")
+    if not group:
+        report_violation("subnetGroupName is not set; the cache would land in the default subnet group of the "
+                         "default VPC.", None)
+    elif group == "default":
+        report_violation("subnetGroupName is default; use a subnet group over the stack's data subnets.", None)
+
+
+def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Valkey or Redis, ``minMajorVersion`` (7) or newer."""
+    minimum = as_int(args.get_config().get("minMajorVersion")) or 7
+    engine = args.props.get("engine") or "redis"
+    if engine not in ENGINES:
+        report_violation(f"engine is {engine}; SARK needs valkey or redis.", None)
+        return
+    version = args.props.get("engineVersion")
+    match = re.match(r"^(\d+)", str(version)) if version is not None else None
+    if version is None:
+        report_violation(f"engineVersion is not set; pin {engine} {minimum} or newer.", None)
+    elif match is None:
+        report_violation(f"engineVersion {version} is not a version such as 7.2.", None)
+    elif int(match.group(1)) < minimum:
+        report_violation(f"engineVersion {version} is {engine} {match.group(1)}; it must be {minimum} or newer.",
+                         None)
+
+
+def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Minor versions (security fixes) applied automatically."""
+    if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
+        report_violation("autoMinorVersionUpgrade is false; engine security fixes would not be applied.", None)
+
+
+def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every replication group's parameter group evicts with the configured policy (allkeys-lru)."""
+    wanted = str(args.get_config().get("maxmemoryPolicy") or "allkeys-lru")
+    groups = [r for r in args.resources if r.resource_type == PARAMETER_GROUP]
+    for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
+        linked = next((d for d in cache.property_dependencies.get("parameterGroupName", [])
+                       if d.resource_type == PARAMETER_GROUP), None)
+        name = cache.props.get("parameterGroupName")
+        linked = linked or next((g for g in groups if name is not None and g.props.get("name") == name), None)
+        if linked is None:
+            report_violation(f"Replication group '{cache.name}' uses {name or 'the default parameter group'}, which "
+                             f"this stack does not define (default eviction is volatile-lru, not {wanted}).",
+                             cache.urn)
+            continue
+        params = {str(as_map(p).get("name")): str(as_map(p).get("value"))
+                  for p in as_list(linked.props.get("parameters"))}
+        value = params.get("maxmemory-policy")
+        if value != wanted:
+            report_violation(f"Parameter group '{linked.name}' of replication group '{cache.name}' sets "
+                             f"maxmemory-policy to {value or 'nothing (default volatile-lru)'}; it must be {wanted}.",
+                             cache.urn)
+
+
+def generated_auth_token(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """An AUTH token is generated by the stack, never a literal or a config value."""
+    for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
+        if cache.props.get("authToken") is None:
+            continue
+        sources = [d.resource_type for d in cache.property_dependencies.get("authToken", [])]
+        if RANDOM_PASSWORD not in sources:
+            report_violation(f"Replication group '{cache.name}' gets its AUTH token from a literal or from stack "
+                             "config, not from a generated value (random.RandomPassword).", cache.urn)
+
+
+_CHECKLIST = ["Pre-Deployment 1.3"]
+
+POLICIES = [
+    resource_policy(
+        name="aws-elasticache-replication-group-enable-at-rest-encryption",
+        description="ElastiCache replication groups are encrypted at rest with the stack's customer-managed key.",
+        resource_types=[REPLICATION_GROUP],
+        validate=at_rest_encryption,
+        severity=Severity.HIGH,
+        remediation_steps="Set at_rest_encryption_enabled=True and kms_key_id=<stack key ARN> (only possible at "
+                          "creation: migrate through a snapshot).",
+        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_191"], trivy=["AVD-AWS-0045"], securityhub=["ElastiCache.4"],
+                        checklist=_CHECKLIST),
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-require-transit-encryption",
+        description="ElastiCache replication groups require TLS from every client.",
+        resource_types=[REPLICATION_GROUP],
+        validate=transit_encryption,
+        severity=Severity.HIGH,
+        remediation_steps="Set transit_encryption_enabled=True and transit_encryption_mode='required'.",
+        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                        checklist=["Pre-Deployment 3.2 (TLS)"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-require-auth",
+        description="ElastiCache replication groups require a password (AUTH) or RBAC users.",
+        resource_types=[REPLICATION_GROUP],
+        validate=authentication,
+        severity=Severity.HIGH,
+        remediation_steps="Set auth_token to the generated VALKEY_PASSWORD (with TLS required), or user_group_ids.",
+        anchors=Anchors(checkov=["CKV_AWS_31"], securityhub=["ElastiCache.6"],
+                        checklist=["Pre-Deployment 1.3 (requirepass)", "Pre-Deployment 3.1"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-configure-snapshot-retention",
+        description="ElastiCache replication groups keep daily snapshots at least 30 days.",
+        resource_types=[REPLICATION_GROUP],
+        validate=snapshot_retention,
+        severity=Severity.HIGH,
+        remediation_steps="Set snapshot_retention_limit to 30 (up to 35; config cacheSnapshotRetentionDays) and a "
+                          "snapshot_window.",
+        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+        config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                            "description": "Fewest days snapshots may be kept."}},
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-enable-automatic-failover",
+        description="ElastiCache replication groups fail over automatically to a replica in another zone.",
+        resource_types=[REPLICATION_GROUP],
+        validate=failover,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
+        anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-disallow-default-subnet-group",
+        description="ElastiCache replication groups use the stack's data subnets, not the default subnet group.",
+        resource_types=[REPLICATION_GROUP],
+        validate=custom_subnet_group,
+        severity=Severity.MEDIUM,
+        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-configure-engine-version",
+        description="ElastiCache runs Valkey or Redis 7 or newer.",
+        resource_types=[REPLICATION_GROUP],
+        validate=engine_version,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
+                          "cacheEngine / cacheEngineVersion.",
+        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+        config={"minMajorVersion": {"type": "integer", "minimum": 6, "default": 7,
+                                    "description": "Oldest engine major version allowed."}},
+    ),
+    resource_policy(
+        name="aws-elasticache-replication-group-enable-auto-minor-version-upgrade",
+        description="ElastiCache applies minor version upgrades automatically.",
+        resource_types=[REPLICATION_GROUP],
+        validate=auto_minor_upgrade,
+        severity=Severity.HIGH,
+        remediation_steps="Set auto_minor_version_upgrade=True.",
+        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+    ),
+    stack_policy(
+        name="aws-elasticache-replication-group-configure-maxmemory-policy",
+        description="ElastiCache replication groups evict with maxmemory-policy allkeys-lru.",
+        validate=maxmemory_policy,
+        severity=Severity.MEDIUM,
+        remediation_steps="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with "
+                          "maxmemory-policy=allkeys-lru and pass its name as parameter_group_name.",
+        anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
+        enforcement_level=EnforcementLevel.ADVISORY,
+        config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
+                                    "description": "Eviction policy the parameter group must set."}},
+    ),
+    stack_policy(
+        name="aws-elasticache-replication-group-disallow-literal-auth-token",
+        description="ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
+        validate=generated_auth_token,
+        severity=Severity.HIGH,
+        remediation_steps="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
+                          "characters) and pass its result, as StackSecrets does.",
+        anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
+    ),
+]
