@@ -317,9 +317,39 @@ class RecordingMonitor(MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self.component_outputs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._thread_loops: list[asyncio.AbstractEventLoop] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def _ensure_thread_loop(self) -> None:
+        """Give this executor thread the event loop MockMonitor needs, and remember it.
+
+        MockMonitor creates one per thread itself but never closes it; the garbage collector
+        then closes it at some later point with an "unclosed event loop" ResourceWarning. Loops
+        created here are closed by :meth:`close_thread_loops` once the threads are joined.
+        """
+        policy = asyncio.get_event_loop_policy()
+        try:
+            policy.get_event_loop()
+        except RuntimeError:
+            loop = policy.new_event_loop()
+            policy.set_event_loop(loop)
+            with self._lock:
+                self._thread_loops.append(loop)
+
+    def close_thread_loops(self) -> None:
+        """Close the executor threads' loops (call after the threads have been joined)."""
+        with self._lock:
+            loops, self._thread_loops = self._thread_loops, []
+        for loop in loops:
+            loop.close()
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        """Answer a data-source call through the mocks."""
+        self._ensure_thread_loop()
+        return super().Invoke(request)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
         """Register through the mocks, then record request and response."""
+        self._ensure_thread_loop()
         self._local.request = request
         try:
             response = super().RegisterResource(request)
@@ -333,6 +363,7 @@ class RecordingMonitor(MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802
         """Answer ``Resource.get`` through the mocks and keep it apart from registrations."""
+        self._ensure_thread_loop()
         response = super().ReadResource(request)
         record = _record(request, response.urn, request.id, response.properties)
         with self._lock:
@@ -529,24 +560,27 @@ def run_program(
 
     from pulumi.runtime.stack import run_in_stack
 
-    with _isolated_runtime() as loop:
-        pulumi.runtime.set_all_config(full_config, secret_keys=secret)
-        # set_mocks creates a root Stack only when none exists, and finishes it at once (so
-        # later exports would never be registered). Hold the slot with a placeholder, then
-        # let run_in_stack create the real root stack, exactly as the language host does.
-        settings.ROOT.set(_PLACEHOLDER_ROOT)  # type: ignore[arg-type]
-        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
-                                 monitor=monitor, logger=logs.logger)
-        settings.ROOT.set(None)
-        settings.SETTINGS.outputs.clear()
-        with context:
-            try:
-                loop.run_until_complete(run_in_stack(entry))
-            except BaseException as error:
-                _raise_unanswered(mocks, error)
-                raise
-        # Also when the program swallowed the error: the plan would be wrong either way.
-        _raise_unanswered(mocks, None)
+    try:
+        with _isolated_runtime() as loop:
+            pulumi.runtime.set_all_config(full_config, secret_keys=secret)
+            # set_mocks creates a root Stack only when none exists, and finishes it at once (so
+            # later exports would never be registered). Hold the slot with a placeholder, then
+            # let run_in_stack create the real root stack, exactly as the language host does.
+            settings.ROOT.set(_PLACEHOLDER_ROOT)  # type: ignore[arg-type]
+            pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
+                                     monitor=monitor, logger=logs.logger)
+            settings.ROOT.set(None)
+            settings.SETTINGS.outputs.clear()
+            with context:
+                try:
+                    loop.run_until_complete(run_in_stack(entry))
+                except BaseException as error:
+                    _raise_unanswered(mocks, error)
+                    raise
+            # Also when the program swallowed the error: the plan would be wrong either way.
+            _raise_unanswered(mocks, None)
+    finally:
+        monitor.close_thread_loops()  # after _isolated_runtime joined the executor threads
 
     for record in monitor.registered:
         if not record.custom and record.urn in monitor.component_outputs:

@@ -369,20 +369,26 @@ def add_parser(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``plan`` for parsed arguments; returns the exit status."""
+    debug = os.environ.get("SARKOPS_DEBUG") == "1"
     try:
         result = run_plan(args.project, args.stack, overrides=args.overrides, pack_dirs=args.policy_packs,
                           pack_config_files=args.policy_pack_configs)
+        output = json.dumps(to_json(result), indent=2) + "\n" if args.json else render_text(result)
     except SarkopsError as error:
-        if os.environ.get("SARKOPS_DEBUG") == "1":
+        if debug:
             traceback.print_exception(error)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(to_json(result), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
+    except Exception as error:
+        # A bug in sarkops itself must not look like a policy failure (exit 1) or a traceback.
+        if debug:
+            traceback.print_exception(error)
+        hint = "" if debug else " (SARKOPS_DEBUG=1 shows the traceback)"
+        print(f"error: sarkops failed: {type(error).__name__}: {error}{hint}", file=sys.stderr)
+        return 2
+    if not args.json:
         for warning in result.config.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        sys.stdout.write(render_text(result))
+    sys.stdout.write(output)
     return 1 if result.failed else 0
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -231,3 +233,11 @@ def test_value_helpers() -> None:
     assert not is_secret(value)
     assert plain(value) == {"a": [1.0, "hunter22"], "b": UNKNOWN, "c": 2.5}
     assert masked(value) == {"a": [1, "[secret]"], "b": "[unknown]", "c": 2.5}
+
+
+def test_runs_leave_no_event_loop_open(record: Callable[..., Recording]) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        record(lambda: [aws.s3.Bucket(f"b{i}") for i in range(10)] + [aws.get_availability_zones()])
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
