@@ -13,6 +13,7 @@ is replaced by ``[secret]`` as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -371,8 +372,11 @@ def main(args: argparse.Namespace) -> int:
     """Run ``plan`` for parsed arguments; returns the exit status."""
     debug = os.environ.get("SARKOPS_DEBUG") == "1"
     try:
-        result = run_plan(args.project, args.stack, overrides=args.overrides, pack_dirs=args.policy_packs,
-                          pack_config_files=args.policy_pack_configs)
+        # What the program or a policy prints goes to stderr, as the Pulumi CLI shows it among
+        # the diagnostics: stdout carries only the report (exactly one document with --json).
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_plan(args.project, args.stack, overrides=args.overrides, pack_dirs=args.policy_packs,
+                              pack_config_files=args.policy_pack_configs)
         output = json.dumps(to_json(result), indent=2) + "\n" if args.json else render_text(result)
     except SarkopsError as error:
         if debug:

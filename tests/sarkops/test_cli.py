@@ -164,6 +164,13 @@ def test_unanswered_invoke_names_the_token(mode: str) -> None:
                     '(args {"instanceId": "i-0123456789abcdef0"}): add one to sarkops/mock_aws.py')
 
 
+def test_program_output_goes_to_stderr() -> None:
+    result = plan("--project", FAILING, "--stack", "test", "-c", "mode=print", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"] == {"bucket": "logs-742b5f7"}
+    assert "hello from the program" in result.stderr
+
+
 def test_debug_shows_the_traceback() -> None:
     result = subprocess.run([sys.executable, "-m", "sarkops", "plan", "--project", FAILING, "--stack", "test",
                              "-c", "mode=raise"], cwd=ROOT, capture_output=True, text=True, check=False,
