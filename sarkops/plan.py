@@ -249,7 +249,7 @@ def _counts(result: PlanResult) -> dict[str, int]:
 
 def _warnings(result: PlanResult) -> list[str]:
     logged = [f"program {level}: {message}" for level, message in result.recording.logs]
-    return [*result.config.warnings, *logged]
+    return [*result.config.warnings, *logged, *result.report.warnings]
 
 
 # --------------------------------------------------------------------------------------

@@ -156,6 +156,8 @@ class PolicyReport:
     """Pack name -> policy name -> ``{"enforcementLevel": ..., "properties": {...}}`` as sent to Configure."""
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """URN -> inputs after remediation (only resources a remediation changed)."""
+    warnings: list[str] = field(default_factory=list)
+    """Pack set-ups that behave differently from what they seem to say."""
 
     def at_level(self, level: str) -> list[Violation]:
         """Violations of one enforcement level."""
@@ -426,18 +428,23 @@ def effective_config(
                 else:
                     result[name]["properties"][key] = value
 
+    def validate(where: str) -> None:
+        for name, entry in result.items():
+            info = infos[name]
+            schema = {"type": "object", "properties": info.config_schema, "required": info.required}
+            errors = _object_errors(schema, entry["properties"], "")
+            if errors:
+                raise PolicyPackError(f"{where}: policy pack {pack!r}, policy {name!r}: invalid config: "
+                                      f"{'; '.join(errors)}")
+
+    # The engine validates once, at the end; validating after each layer as well names the
+    # layer (the pack's own initial config, or the file) that brought the bad value.
     if initial_config:
         apply(initial_config, f"policy pack {pack!r} initial_config")
+        validate(f"policy pack {pack!r} initial_config")
     if config:
         apply(config, source)
-
-    for name, entry in result.items():
-        info = infos[name]
-        schema = {"type": "object", "properties": info.config_schema, "required": info.required}
-        errors = _object_errors(schema, entry["properties"], "")
-        if errors:
-            allowed = "; ".join(errors)
-            raise PolicyPackError(f"{source}: policy pack {pack!r}, policy {name!r}: invalid config: {allowed}")
+    validate(source)
     return result
 
 
@@ -446,7 +453,8 @@ def check_pack_config(pack: LoadedPack, config: Mapping[str, Any] | None, *, sou
 
     :returns: the effective config, as :func:`effective_config`.
     """
-    return effective_config(pack.name, _infos(_servicer(pack)), pack.initial_config, config, source=source)
+    infos, initial = _analyzer_info(_servicer(pack))
+    return effective_config(pack.name, infos, initial, config, source=source)
 
 
 def _check_level(pack: str, policy: str, level: Any, where: str) -> str:
@@ -557,10 +565,19 @@ def _servicer(pack: LoadedPack) -> Any:
                                    pack.initial_config, **pack.options)
 
 
-def _infos(servicer: Any) -> dict[str, PolicyInfo]:
+def _analyzer_info(servicer: Any) -> tuple[dict[str, PolicyInfo], dict[str, Any]]:
+    """Policy metadata and the initial config, both as ``GetAnalyzerInfo`` reports them.
+
+    The initial config is taken from the response, not from the Python object the pack passed,
+    because that is what the engine applies: an entry without an enforcement level arrives as
+    level 0, ADVISORY (the proto field has no presence), and the engine applies it as advisory.
+    """
     from pulumi.runtime import proto
 
     info = servicer.GetAnalyzerInfo(None, None)
+    initial = {name: {"enforcementLevel": _level_word(entry.enforcementLevel),
+                      **json_format.MessageToDict(entry.properties)}
+               for name, entry in info.initialConfig.items()}
     result = {}
     for policy in info.policies:
         result[policy.name] = PolicyInfo(
@@ -570,7 +587,15 @@ def _infos(servicer: Any) -> dict[str, PolicyInfo]:
             config_schema=json_format.MessageToDict(policy.configSchema.properties),
             required=list(policy.configSchema.required), remediation_steps=policy.remediation_steps,
         )
-    return result
+    return result, initial
+
+
+def _initial_config_warnings(pack: LoadedPack) -> list[str]:
+    """Entries of the pack's ``initial_config`` that the engine will silently make advisory."""
+    return [f"policy pack {pack.name!r}: initial_config for {name!r} sets no enforcementLevel, which the engine "
+            "applies as advisory; add the level to keep the policy's own"
+            for name, entry in (pack.initial_config or {}).items()
+            if isinstance(entry, Mapping) and entry.get("enforcementLevel") is None]
 
 
 class _MemoJsonFormat:
@@ -655,8 +680,9 @@ class _Evaluation:
         from pulumi.runtime import proto
 
         servicer = _servicer(pack)
-        infos = _infos(servicer)
-        effective = effective_config(pack.name, infos, pack.initial_config, given)
+        infos, initial = _analyzer_info(servicer)
+        effective = effective_config(pack.name, infos, initial, given)
+        self.report.warnings.extend(_initial_config_warnings(pack))
         request = proto.ConfigureAnalyzerRequest()
         for name, entry in effective.items():
             request.policyConfig[name].CopyFrom(proto.PolicyConfig(

@@ -212,9 +212,9 @@ def broken(args, report_violation):
 PolicyPack(
     name="inline",
     policies=[
-        ResourceValidationPolicy(name="region", description="Region.", validate=region,
-                                 config_schema=PolicyConfigSchema(properties={"limit": {"type": "integer",
-                                                                                        "default": 1}})),
+        ResourceValidationPolicy(
+            name="region", description="Region.", validate=region, enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=PolicyConfigSchema(properties={"limit": {"type": "integer", "default": 1}})),
         ResourceValidationPolicy(name="broken", description="Broken.", validate=broken),
     ],
     initial_config={"region": {"limit": 2}, "broken": EnforcementLevel.DISABLED},
@@ -228,6 +228,10 @@ def test_initial_config_provider_and_options(tmp_path: Path, webapp: tuple[Recor
     # Config travels as a protobuf Struct, so the policy gets 2.0, as it would from the engine.
     assert [v.detail for v in report.violations] == [
         "pulumi:providers:aws default_7_51_1 region=eu-west-1 limit=2.0 parent=app"]
+    # An initial-config entry without a level reaches the engine as ADVISORY, which it applies.
+    assert report.violations[0].enforcement_level == "advisory"
+    assert report.warnings == ["policy pack 'inline': initial_config for 'region' sets no enforcementLevel, which "
+                               "the engine applies as advisory; add the level to keep the policy's own"]
     # The file overrides the pack's initial config.
     report = run(webapp, pack, {"region": {"limit": 3}})
     assert "limit=3.0" in report.violations[0].detail
