@@ -21,9 +21,14 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sarkops.errors import ProgramError, SarkopsError
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
+    from sarkops.harness import Recording
+    from sarkops.policy_runner import LoadedPack, PolicyReport, Violation
+    from sarkops.project import Project, StackConfig
 
 DEFAULT_STACK = "production"
 _MIN_SCRUB_LENGTH = 4  # shorter secrets ("1", "on") would blank out unrelated text
@@ -33,17 +38,14 @@ _MIN_SCRUB_LENGTH = 4  # shorter secrets ("1", "on") would blank out unrelated t
 class PlanResult:
     """Everything one plan produced."""
 
-    project: Any
-    """:class:`sarkops.project.Project`."""
+    project: Project
     stack: str
-    config: Any
-    """:class:`sarkops.project.StackConfig`."""
-    recording: Any
-    """:class:`sarkops.harness.Recording`."""
-    report: Any
-    """:class:`sarkops.policy_runner.PolicyReport`."""
-    packs: list[Any] = field(default_factory=list)
-    """:class:`sarkops.policy_runner.LoadedPack` in evaluation order."""
+    config: StackConfig
+    """The config map the program ran with."""
+    recording: Recording
+    report: PolicyReport
+    packs: list[LoadedPack] = field(default_factory=list)
+    """The policy packs, in evaluation order."""
 
     @property
     def failed(self) -> bool:
@@ -119,9 +121,7 @@ def run_plan(
                                 secret_keys=config.secret_keys)
     except KeyboardInterrupt:
         raise
-    except BaseException as error:
-        if os.environ.get("SARKOPS_DEBUG") == "1":
-            traceback.print_exception(error)
+    except BaseException as error:  # SystemExit too: a program calling sys.exit() failed
         raise _program_failure(error, project.dir) from error
     errors = [message for level, message in recording.logs if level in ("error", "critical")]
     if errors:
@@ -158,10 +158,11 @@ class _Scrubber:
 
 
 def _scrubber(result: PlanResult) -> _Scrubber:
-    secrets = set(result.recording.secret_strings())
-    secrets |= {result.config.values[k] for k in result.config.secret_keys if k in result.config.values}
+    """Everything secret in this plan: recorded values, secret config, remediated values."""
     from sarkops.harness import secret_strings
 
+    secrets = set(result.recording.secret_strings())
+    secrets |= {result.config.values[k] for k in result.config.secret_keys if k in result.config.values}
     for remediation in result.report.remediations:
         for before, after in remediation.changed.values():
             secrets |= secret_strings(before) | secret_strings(after)
@@ -191,7 +192,8 @@ _LEVEL_ORDER = {"mandatory": 0, "advisory": 1, "remediate": 2, "disabled": 3}
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "": 4}
 
 
-def _ordered_violations(result: PlanResult) -> list[Any]:
+def _ordered_violations(result: PlanResult) -> list[Violation]:
+    """Mandatory first, then by severity, pack, policy and the resource's place in the program."""
     position = {r.urn: i for i, r in enumerate(result.recording.resources)}
     return sorted(result.report.violations, key=lambda v: (
         _LEVEL_ORDER.get(v.enforcement_level, 9), _SEVERITY_ORDER.get(v.severity, 9), v.pack, v.policy,
