@@ -29,6 +29,13 @@ PORT = 6379
 ENGINES = ("valkey", "redis")
 
 
+
+class CacheArgsError(pulumi.RunError, ValueError):
+    """An argument of Cache is invalid; the message names it, its value and what is allowed.
+
+    A ``pulumi.RunError``, so the Pulumi CLI prints the message without a traceback.
+    """
+
 @dataclass(frozen=True, kw_only=True)
 class CacheArgs:
     """Arguments of :class:`Cache`."""
@@ -77,7 +84,7 @@ def parameter_group_family(engine: str, version: str) -> str:
     """``valkey7``, ``redis7``, ...: the family ElastiCache expects for an engine version."""
     match = re.fullmatch(r"(\d+)\.(\d+)", version)
     if engine not in ENGINES or match is None:
-        raise ValueError(f"CacheArgs.engine/engine_version: {engine!r} {version!r} is not allowed; expected "
+        raise CacheArgsError(f"CacheArgs.engine/engine_version: {engine!r} {version!r} is not allowed; expected "
                          f"one of {', '.join(ENGINES)} with a major.minor version such as 7.2")
     return f"{engine}{match.group(1)}"
 
@@ -116,7 +123,7 @@ class Cache(pulumi.ComponentResource):
         if not 1 <= args.snapshot_retention_days <= 35:
             problems.append(f"snapshot_retention_days: {args.snapshot_retention_days} is not allowed; expected 1 to 35")
         if problems:
-            raise ValueError("CacheArgs: " + "; ".join(problems))
+            raise CacheArgsError("CacheArgs: " + "; ".join(problems))
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.extra_tags)
 

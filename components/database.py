@@ -39,6 +39,13 @@ LOG_EXPORTS: tuple[str, ...] = ("postgresql", "upgrade")
 CA_CERTIFICATE = "rds-ca-rsa2048-g1"
 
 
+
+class DatabaseArgsError(pulumi.RunError, ValueError):
+    """An argument of Database is invalid; the message names it, its value and what is allowed.
+
+    A ``pulumi.RunError``, so the Pulumi CLI prints the message without a traceback.
+    """
+
 @dataclass(frozen=True, kw_only=True)
 class DatabaseArgs:
     """Arguments of :class:`Database`."""
@@ -114,7 +121,8 @@ def engine_major(version: str) -> int:
     """The major version of an RDS PostgreSQL engine version (``15`` or ``15.7`` -> 15)."""
     match = re.fullmatch(r"(\d+)(\.\d+)?", version)
     if match is None:
-        raise ValueError(f"DatabaseArgs.engine_version: {version!r} is not allowed; expected e.g. '15' or '15.7'")
+        raise DatabaseArgsError(f"DatabaseArgs.engine_version: {version!r} is not allowed; expected e.g. '15' or "
+                                "'15.7'")
     return int(match.group(1))
 
 
@@ -152,10 +160,10 @@ class Database(pulumi.ComponentResource):
         super().__init__("sark:database:Database", name, None, opts)
         major = engine_major(args.engine_version)
         if major < 14:
-            raise ValueError(f"DatabaseArgs.engine_version: {args.engine_version!r} is not allowed; expected "
+            raise DatabaseArgsError(f"DatabaseArgs.engine_version: {args.engine_version!r} is not allowed; expected "
                              "PostgreSQL 14 or newer")
         if not 1 <= args.backup_retention_days <= 35:
-            raise ValueError(f"DatabaseArgs.backup_retention_days: {args.backup_retention_days} is not allowed; "
+            raise DatabaseArgsError(f"DatabaseArgs.backup_retention_days: {args.backup_retention_days} is not allowed; "
                              "expected 1 to 35")
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.extra_tags)

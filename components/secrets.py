@@ -71,6 +71,13 @@ METRIC_NAME = "SecretsNeedingAttention"
 LAMBDA_SOURCE = Path(__file__).parent / "templates" / "secret_rotation" / "lambda_function.py"
 
 
+
+class SecretsArgsError(pulumi.RunError, ValueError):
+    """An argument of StackSecrets or SecretRotations is invalid; the message names it, its value and what is allowed.
+
+    A ``pulumi.RunError``, so the Pulumi CLI prints the message without a traceback.
+    """
+
 @dataclass(frozen=True)
 class GeneratedSecret:
     """How one generated secret's value looks and rotates."""
@@ -167,11 +174,11 @@ class StackSecrets(pulumi.ComponentResource):
     def __init__(self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:secrets:StackSecrets", name, None, opts)
         if args.siem_provider not in SIEM_SECRETS:
-            raise ValueError(f"StackSecretsArgs.siem_provider: {args.siem_provider!r} is not allowed; expected one "
-                             f"of {', '.join(SIEM_SECRETS)}")
+            raise SecretsArgsError(f"StackSecretsArgs.siem_provider: {args.siem_provider!r} is not allowed; "
+                                   f"expected one of {', '.join(SIEM_SECRETS)}")
         if not 7 <= args.recovery_window_days <= 30:
-            raise ValueError(f"StackSecretsArgs.recovery_window_days: {args.recovery_window_days} is not allowed; "
-                             "expected 7 to 30 (0 would delete secrets at once, with no way back)")
+            raise SecretsArgsError(f"StackSecretsArgs.recovery_window_days: {args.recovery_window_days} is not "
+                                   "allowed; expected 7 to 30 (0 would delete secrets at once, with no way back)")
 
         days = {"signing-key": args.secret_key_rotation_days, "password": args.database_password_rotation_days,
                 "api-token": args.api_token_rotation_days}
@@ -312,7 +319,8 @@ class SecretRotations(pulumi.ComponentResource):
         super().__init__("sark:secrets:SecretRotations", name, None, opts)
         missing = sorted(set(ROTATED_KINDS) - set(args.secret_arns))
         if missing:
-            raise ValueError(f"SecretRotationsArgs.secret_arns: missing {', '.join(missing)}; pass StackSecrets.arns")
+            raise SecretsArgsError(f"SecretRotationsArgs.secret_arns: missing {', '.join(missing)}; pass "
+                                   "StackSecrets.arns")
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
@@ -335,8 +343,10 @@ class SecretRotations(pulumi.ComponentResource):
             tags=dict(args.extra_tags),
             opts=child,
         )
+        # Fixed names, so operators can run them by hand (docs/data-tier.md).
         timescale_doc = aws.ssm.Document(
             f"{name}-timescale-password",
+            name=f"{name}-timescale-password",
             document_type="Command",
             document_format="JSON",
             content=json.dumps(_timescale_document()),
@@ -345,6 +355,7 @@ class SecretRotations(pulumi.ComponentResource):
         )
         reload_doc = aws.ssm.Document(
             f"{name}-app-reload",
+            name=f"{name}-app-reload",
             document_type="Command",
             document_format="JSON",
             content=json.dumps(_reload_document(args.app_reload_command)),
@@ -369,6 +380,7 @@ class SecretRotations(pulumi.ComponentResource):
         code = LAMBDA_SOURCE.read_text(encoding="utf-8")
         function = aws.lambda_.Function(
             f"{name}-function",
+            name=name,
             description="Rotates the SARK stack's generated secrets and audits every secret's age",
             runtime="python3.12",
             handler="lambda_function.handler",
@@ -447,6 +459,7 @@ class SecretRotations(pulumi.ComponentResource):
         )
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-attention",
+            name=f"{name}-attention",
             alarm_description="A SARK secret has no value yet, or is overdue for rotation (external tokens: rotate "
                               "by hand, see docs/data-tier.md; generated secrets: the rotation Lambda is failing).",
             namespace=METRIC_NAMESPACE,

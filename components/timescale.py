@@ -60,6 +60,13 @@ USER_DATA_LIMIT = 16384
 """EC2 rejects user data above 16 KiB."""
 
 
+
+class TimescaleArgsError(pulumi.RunError, ValueError):
+    """An argument of TimescaleHost is invalid; the message names it, its value and what is allowed.
+
+    A ``pulumi.RunError``, so the Pulumi CLI prints the message without a traceback.
+    """
+
 @dataclass(frozen=True, kw_only=True)
 class TimescaleHostArgs:
     """Arguments of :class:`TimescaleHost`."""
@@ -250,6 +257,7 @@ class TimescaleHost(pulumi.ComponentResource):
 
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-recover",
+            name=f"{name}-recover",
             alarm_description=f"Recover the TimescaleDB host {name} when AWS's system status check fails "
                               "(hardware, power or network of the underlying host).",
             namespace="AWS/EC2",
@@ -343,7 +351,7 @@ def _validate(args: TimescaleHostArgs) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
             problems.append(f"{key}: {value!r} is not allowed; expected a lowercase PostgreSQL identifier")
     if problems:
-        raise ValueError("TimescaleHostArgs: " + "; ".join(problems))
+        raise TimescaleArgsError("TimescaleHostArgs: " + "; ".join(problems))
 
 
 def host_policy(region: str, secret_arn: str, key_arn: str) -> dict[str, Any]:
@@ -432,5 +440,5 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
     }
     text = "#cloud-config\n" + yaml.dump(document, Dumper=_LiteralDumper, sort_keys=False, width=120)
     if len(text.encode()) > USER_DATA_LIMIT:
-        raise ValueError(f"TimescaleDB user data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}")
+        raise TimescaleArgsError(f"TimescaleDB user data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}")
     return text
