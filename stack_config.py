@@ -69,6 +69,9 @@ MIN_VCPUS = 4
 MIN_MEMORY_GIB = 16
 MIN_ROOT_VOLUME_GB = 100
 
+# The only retention periods CloudWatch Logs accepts; any other value fails at deploy time.
+CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                             2557, 2922, 3288, 3653)
 ENVIRONMENTS = ("production", "staging", "development")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIEM_PROVIDERS = ("splunk", "datadog", "none")
@@ -310,6 +313,15 @@ class _Reader:
         self.fail(name, raw, "true or false")
         return default
 
+    def retention(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        """Days of CloudWatch Logs retention: only AWS's fixed periods deploy."""
+        value = self.integer(name, default, minimum, maximum)
+        allowed = [d for d in CLOUDWATCH_RETENTION_DAYS if minimum <= d <= maximum]
+        if value not in allowed:
+            self.fail(name, value, "a CloudWatch Logs retention period: " + ", ".join(map(str, allowed)))
+            return default
+        return value
+
     def strings(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
         self.defaults.setdefault(name, list(default))
         raw = self._raw(name)
@@ -413,7 +425,7 @@ def _network(r: _Reader) -> NetworkSettings:
         vpc_cidr=vpc_cidr,
         az_count=az_count,
         single_nat_gateway=r.boolean("singleNatGateway", False),
-        flow_log_retention_days=r.integer("flowLogRetentionDays", 90, 30, 3653),
+        flow_log_retention_days=r.retention("flowLogRetentionDays", 90, 30, 3653),
         existing=existing,
     )
 
@@ -608,7 +620,7 @@ def _observability(r: _Reader) -> ObservabilitySettings:
     return ObservabilitySettings(
         alert_emails=emails,
         alert_https_endpoints=endpoints,
-        log_retention_days=r.integer("logRetentionDays", 90, 30, 90),
+        log_retention_days=r.retention("logRetentionDays", 90, 30, 90),
         error_rate_percent=r.number("alarmErrorRatePercent", 5.0, 0.1, 100.0),
         cpu_percent=r.number("alarmCpuPercent", 90.0, 1.0, 100.0),
         memory_percent=r.number("alarmMemoryPercent", 80.0, 1.0, 100.0),

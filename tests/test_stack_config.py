@@ -117,6 +117,9 @@ def test_workers_follow_the_checklist_formula_for_four_vcpus() -> None:
     ({"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
      'sark-infra:certificateArn: "arn:aws:iam::123456789012:server-certificate/x" is not allowed; expected an '
      "ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"),
+    ({"flowLogRetentionDays": 45},
+     "sark-infra:flowLogRetentionDays: 45 is not allowed; expected a CloudWatch Logs retention period: 30, 60, 90, "
+     "120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
     ({"environment": "prod"},
      'sark-infra:environment: "prod" is not allowed; expected one of production, staging, development'),
 ])

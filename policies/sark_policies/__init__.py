@@ -5,8 +5,34 @@ constructs the ``PolicyPack`` (which starts a gRPC server and blocks), so tests 
 ``sarkops plan`` can import the rules.
 """
 
-from . import vpc
+from . import (
+    app_settings,
+    cloudwatch,
+    ebs,
+    ec2,
+    elasticache,
+    kms,
+    lb,
+    rds,
+    s3,
+    secretsmanager,
+    security_groups,
+    sns,
+    vpc,
+)
 
 POLICIES = [
     *vpc.POLICIES,
+    *cloudwatch.POLICIES,
+    *sns.POLICIES,
+    *ec2.POLICIES,
+    *lb.POLICIES,
+    *s3.POLICIES,
+    *security_groups.POLICIES,
+    *app_settings.POLICIES,
+    *kms.POLICIES,
+    *secretsmanager.POLICIES,
+    *rds.POLICIES,
+    *elasticache.POLICIES,
+    *ebs.POLICIES,
 ]
