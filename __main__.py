@@ -260,7 +260,11 @@ pulumi.export("publicSubnetIds", network.public_subnet_ids)
 pulumi.export("appSubnetIds", network.app_subnet_ids)
 pulumi.export("dataSubnetIds", network.data_subnet_ids)
 pulumi.export("alertTopicArn", monitoring.alert_topic_arn)
-pulumi.export("alarmNames", monitoring.alarm_names)
+# Every alarm the stack owns, including the data tier's own (rotation audit, host auto-recovery),
+# so `sarkops verify` checks them all.
+pulumi.export("alarmNames", pulumi.Output.all(monitoring.alarm_names, rotations.alarm_name,
+                                              timescale.recovery_alarm_name)
+              .apply(lambda names: [*names[0], names[1], names[2]]))
 pulumi.export("dashboardName", monitoring.dashboard_name)
 pulumi.export("logGroupNames", monitoring.log_group_names)
 pulumi.export("dbInstanceIdentifier", database.instance_identifier)
