@@ -47,3 +47,12 @@ def test_a_bad_config_value_stops_the_plan_with_the_key_named() -> None:
     with pytest.raises(ProgramError, match=r"sark-infra:availabilityZoneCount: 1 is not allowed; expected a whole "
                                           r"number from 2 to 4"):
         run_plan(ROOT, "production", overrides=["availabilityZoneCount=1"])
+
+
+def test_components_use_fixed_sark_type_tokens_and_name_their_children(production: PlanResult) -> None:
+    rec = production.recording
+    components = {r.urn: r for r in rec.resources if not r.custom}
+    assert all(c.type.startswith("sark:") and c.type.count(":") == 2 for c in components.values())
+    misnamed = [(r.name, components[r.parent].name) for r in rec.resources
+                if r.parent in components and not r.name.startswith(components[r.parent].name + "-")]
+    assert misnamed == []
