@@ -42,6 +42,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from components._iam import assume_role_policy
+
 TEMPLATES = Path(__file__).parent / "templates" / "app"
 
 CANONICAL_OWNER_ID = "099720109477"
@@ -570,11 +572,7 @@ class AppHosts(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description="SARK app hosts",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             opts=child,
         )
         for key, policy in MANAGED_POLICIES.items():

@@ -26,13 +26,14 @@ PostgreSQL 16 on RDS, so 1.2 is the floor that works for every allowed version.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+
+from components._iam import assume_role_policy
 
 PORT = 5432
 LOG_EXPORTS: tuple[str, ...] = ("postgresql", "upgrade")
@@ -201,11 +202,7 @@ class Database(pulumi.ComponentResource):
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
             description="RDS enhanced monitoring for SARK PostgreSQL",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             tags=tags,
             opts=child,
         )

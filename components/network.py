@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components._iam import assume_role_policy
+
 # Interface endpoints the hosts need so that SSM, secrets and logs work without a public IP.
 INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = (
     "ssm", "ssmmessages", "ec2messages", "secretsmanager", "logs", "monitoring",
@@ -252,14 +254,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }],
-            }),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -55,6 +55,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components._iam import assume_role_policy
 from components.timescale import PASSWORD_TOOL
 
 SIEM_SECRETS: dict[str, tuple[str, ...]] = {
@@ -335,11 +336,7 @@ class SecretRotations(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description="SARK secret rotation Lambda",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
             tags=dict(args.extra_tags),
             opts=child,
         )

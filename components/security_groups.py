@@ -133,30 +133,26 @@ class SecurityGroups(pulumi.ComponentResource):
 
     def _ingress(self, label: str, target: pulumi.Output[str], port: int, *, description: str,
                  cidr: str | None = None, group: pulumi.Output[str] | None = None) -> None:
-        aws.vpc.SecurityGroupIngressRule(
-            f"{self._name}-{label}",
-            security_group_id=target,
-            description=description,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            cidr_ipv4=cidr if cidr is not None and ":" not in cidr else None,
-            cidr_ipv6=cidr if cidr is not None and ":" in cidr else None,
-            referenced_security_group_id=group,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self._rule(aws.vpc.SecurityGroupIngressRule, label, target, port, description=description, cidr=cidr,
+                   peer_group=group)
 
     def _egress(self, label: str, source: pulumi.Output[str], port: int, *, description: str,
                 cidr: str | None = None, group: pulumi.Output[str] | None = None) -> None:
-        aws.vpc.SecurityGroupEgressRule(
+        self._rule(aws.vpc.SecurityGroupEgressRule, label, source, port, description=description, cidr=cidr,
+                   peer_group=group)
+
+    def _rule(self, kind: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
+              label: str, group_id: pulumi.Output[str], port: int, *, description: str, cidr: str | None,
+              peer_group: pulumi.Output[str] | None) -> None:
+        kind(
             f"{self._name}-{label}",
-            security_group_id=source,
+            security_group_id=group_id,
             description=description,
             ip_protocol="tcp",
             from_port=port,
             to_port=port,
             cidr_ipv4=cidr if cidr is not None and ":" not in cidr else None,
             cidr_ipv6=cidr if cidr is not None and ":" in cidr else None,
-            referenced_security_group_id=group,
+            referenced_security_group_id=peer_group,
             opts=pulumi.ResourceOptions(parent=self),
         )

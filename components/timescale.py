@@ -42,6 +42,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from components._iam import assume_role_policy
+
 TEMPLATES = Path(__file__).parent / "templates" / "timescale"
 PASSWORD_TOOL = "/usr/local/sbin/sark-timescale-password"  # noqa: S105 (a path, not a password)
 SETUP_TOOL = "/usr/local/sbin/sark-timescale-setup"
@@ -186,11 +188,7 @@ class TimescaleHost(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description="SARK TimescaleDB host",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=tags,
             opts=child,
         )
@@ -312,11 +310,7 @@ class TimescaleHost(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-backup-role",
             description="AWS Backup for the SARK TimescaleDB data volume",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
+            assume_role_policy=assume_role_policy("backup.amazonaws.com"),
             tags=tags,
             opts=child,
         )
