@@ -558,11 +558,24 @@ def _severity_word(value: int) -> str:
 # Evaluation
 # --------------------------------------------------------------------------------------
 
-def _servicer(pack: LoadedPack) -> Any:
+def _servicer(pack: LoadedPack, policies: Sequence[Any] | None = None) -> Any:
     from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-    return _PolicyAnalyzerServicer(pack.name, pack.version, pack.policies, pack.enforcement_level,
-                                   pack.initial_config, **pack.options)
+    return _PolicyAnalyzerServicer(pack.name, pack.version, list(pack.policies if policies is None else policies),
+                                   pack.enforcement_level, pack.initial_config, **pack.options)
+
+
+def _applies_to(policy: Any, resource_type: str) -> bool:
+    """False only for a policy that declares ``resource_types`` without this type.
+
+    Python CrossGuard has no typed matching: the engine sends every resource to every
+    resource policy, and a policy checks the type itself. Policies that also declare the
+    tokens they check (ours do, as ``resource_types``) would return at once for any other
+    type, so skipping those calls gives the same report; a policy without the attribute is
+    always called, exactly as the engine calls it.
+    """
+    types = getattr(policy, "resource_types", None)
+    return types is None or resource_type in types
 
 
 def _analyzer_info(servicer: Any) -> tuple[dict[str, PolicyInfo], dict[str, Any]]:
@@ -674,6 +687,21 @@ class _Evaluation:
         self.custom = [r for r in recording.resources if r.custom]
         self.inputs: dict[str, dict[str, Any]] = {r.urn: r.inputs for r in self.custom}
         self.servicers: list[tuple[LoadedPack, Any, dict[str, PolicyInfo]]] = []
+        self._configure_requests: dict[str, Any] = {}
+        self._typed: dict[tuple[str, str], Any] = {}
+
+    def for_type(self, pack: LoadedPack, resource_type: str) -> Any | None:
+        """A servicer holding only the pack's policies that apply to ``resource_type``, configured
+        like the pack's own (see :func:`_applies_to`); built once per type. None when no policy
+        applies (the servicer refuses an empty list, and there is nothing to ask)."""
+        key = (pack.name, resource_type)
+        if key not in self._typed:
+            policies = [p for p in pack.policies if _applies_to(p, resource_type)]
+            servicer = _servicer(pack, policies) if policies else None
+            if servicer is not None:
+                servicer.Configure(self._configure_requests[pack.name], None)
+            self._typed[key] = servicer
+        return self._typed[key]
 
     def configure(self, pack: LoadedPack, given: Mapping[str, Any] | None) -> None:
         """GetAnalyzerInfo, reconcile the config, Configure."""
@@ -689,6 +717,7 @@ class _Evaluation:
                 enforcementLevel=proto.EnforcementLevel.Value(entry["enforcementLevel"].upper()),
                 properties=_struct(entry["properties"])))
         servicer.Configure(request, None)
+        self._configure_requests[pack.name] = request
         self.report.policies[pack.name] = infos
         self.report.config[pack.name] = effective
         self.servicers.append((pack, servicer, infos))
@@ -705,12 +734,15 @@ class _Evaluation:
 
     def remediate(self) -> None:
         """Step 1: Remediate each custom resource, pack by pack; rewritten inputs carry forward."""
-        for pack, servicer, infos in self.servicers:
+        for pack, _, infos in self.servicers:
             levels = {entry["enforcementLevel"] for entry in self.report.config[pack.name].values()}
             if "remediate" not in levels:
                 continue  # no policy can remediate: skip the per-resource round trips
             for resource in self.custom:
-                response = _call(pack, servicer.Remediate, self._request(resource), resource.urn)
+                typed = self.for_type(pack, resource.type)
+                if typed is None:
+                    continue
+                response = _call(pack, typed.Remediate, self._request(resource), resource.urn)
                 for remediation in response.remediations:
                     self._apply(pack, infos, resource, remediation)
                 self.report.not_applicable.extend(_not_applicable(pack, response, resource.urn))
@@ -742,9 +774,12 @@ class _Evaluation:
 
     def analyze(self) -> None:
         """Step 2: Analyze each custom resource's (remediated) inputs."""
-        for pack, servicer, _ in self.servicers:
+        for pack, _, _ in self.servicers:
             for resource in self.custom:
-                response = _call(pack, servicer.Analyze, self._request(resource), resource.urn)
+                typed = self.for_type(pack, resource.type)
+                if typed is None:
+                    continue
+                response = _call(pack, typed.Analyze, self._request(resource), resource.urn)
                 self.report.violations.extend(_violations(pack, response, resource.urn))
                 self.report.not_applicable.extend(_not_applicable(pack, response, resource.urn))
 

@@ -119,7 +119,7 @@ def resource_policy(
         return remediate(args)
 
     RESOURCE_TYPES[name] = tuple(sorted(types))
-    return ResourceValidationPolicy(
+    policy = ResourceValidationPolicy(
         name=name,
         description=description,
         validate=_validate,
@@ -130,6 +130,10 @@ def resource_policy(
         tags=anchors.tags(),
         remediation_steps=remediation_steps,
     )
+    # A hint for offline runners (sarkops plan): the types this policy would not return at
+    # once for. The engine ignores it and sends every resource, which the wrapper handles.
+    policy.resource_types = types  # type: ignore[attr-defined]
+    return policy
 
 
 def stack_policy(
