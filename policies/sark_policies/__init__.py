@@ -7,6 +7,7 @@ constructs the ``PolicyPack`` (which starts a gRPC server and blocks), so tests 
 
 from . import (
     app_settings,
+    autoscaling,
     cloudwatch,
     ebs,
     ec2,
@@ -16,6 +17,7 @@ from . import (
     rds,
     s3,
     secretsmanager,
+    security_group_hygiene,
     security_groups,
     sns,
     vpc,
@@ -35,4 +37,6 @@ POLICIES = [
     *rds.POLICIES,
     *elasticache.POLICIES,
     *ebs.POLICIES,
+    *autoscaling.POLICIES,
+    *security_group_hygiene.POLICIES,
 ]

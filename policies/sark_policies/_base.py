@@ -74,6 +74,9 @@ class Anchors:
 RESOURCE_TYPES: dict[str, tuple[str, ...]] = {}
 """Policy name -> the type tokens it checks (``()`` for stack policies); feeds the rule table."""
 
+RULES: dict[str, ResourceRule | StackRule] = {}
+"""Policy name -> the plain rule function it wraps, for evaluating rules without the policy server."""
+
 
 def exemption_reason(config: Mapping[str, Any] | None, name: str, urn: str) -> str | None:
     """The configured reason if this resource is exempt, else None."""
@@ -119,6 +122,7 @@ def resource_policy(
         return remediate(args)
 
     RESOURCE_TYPES[name] = tuple(sorted(types))
+    RULES[name] = validate
     policy = ResourceValidationPolicy(
         name=name,
         description=description,
@@ -166,6 +170,7 @@ def stack_policy(
         validate(args, report)
 
     RESOURCE_TYPES[name] = ()
+    RULES[name] = validate
     return StackValidationPolicy(
         name=name,
         description=description,

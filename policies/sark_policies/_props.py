@@ -56,3 +56,19 @@ def first(value: Any) -> Mapping[str, Any]:
         return value
     items = as_list(value)
     return items[0] if items and isinstance(items[0], Mapping) else {}
+
+
+def plain_items(value: Any) -> dict[str, Any]:
+    """A mapping's entries as a new dict, for a remediation to amend and return.
+
+    Reading a proxied mapping entry by entry would raise on any value unknown during preview,
+    even one the remediation does not touch; the SDK's proxy keeps the raw mapping under the
+    ``"__target"`` key, and unknowns in it flow back to the engine unchanged.
+    """
+    if not isinstance(value, Mapping):
+        return {}
+    try:
+        target = value["__target"]
+    except KeyError:
+        target = value
+    return dict(target)

@@ -1,10 +1,13 @@
-"""Security group ingress, normalised across the three ways to write it.
+"""Security group ingress and egress, normalised across the three ways to write them.
 
 pulumi-aws lets a stack open a port with an inline ``ingress`` block of
 ``aws.ec2.SecurityGroup``, a standalone ``aws.ec2.SecurityGroupRule`` (``type: ingress``) or
 an ``aws.vpc.SecurityGroupIngressRule``. Rules about ports must see all three, resolve which
 security group a standalone rule belongs to (through the engine's property dependencies,
 falling back to matching the group's id), and treat protocol ``-1``/``all`` as every port.
+Egress has the same three shapes (inline ``egress``, ``type: egress``,
+``aws.vpc.SecurityGroupEgressRule``); :func:`egress_rules` reads them into the same record,
+with the destinations in ``cidrs`` / ``source_groups``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from ._props import as_bool, as_int, as_list, as_map
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 VPC_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+VPC_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 INGRESS_TYPES = frozenset({SECURITY_GROUP, SECURITY_GROUP_RULE, VPC_INGRESS_RULE})
+STANDALONE_RULE_TYPES = frozenset({SECURITY_GROUP_RULE, VPC_INGRESS_RULE, VPC_EGRESS_RULE})
 
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
 ROLE_TAG = "sark:role"
@@ -102,13 +107,30 @@ def _owner(rule: PolicyResource, groups: Sequence[PolicyResource]) -> PolicyReso
     return next((g for g in groups if g.props.get("id") == wanted and wanted is not None), None)
 
 
-def ingress_rules(resources: Sequence[PolicyResource]) -> Iterator[Ingress]:
-    """Every ingress permission declared in the stack, in any of the three shapes."""
+def owner(rule: PolicyResource, resources: Sequence[PolicyResource]) -> PolicyResource | None:
+    """The security group a standalone rule belongs to (None if the stack does not define it)."""
+    return _owner(rule, [r for r in resources if r.resource_type == SECURITY_GROUP])
+
+
+def direction(rule: PolicyResource) -> str | None:
+    """``ingress`` or ``egress`` for a standalone rule resource; None for anything else."""
+    if rule.resource_type == VPC_INGRESS_RULE:
+        return "ingress"
+    if rule.resource_type == VPC_EGRESS_RULE:
+        return "egress"
+    if rule.resource_type == SECURITY_GROUP_RULE:
+        kind = rule.props.get("type")
+        return kind if kind in ("ingress", "egress") else None
+    return None
+
+
+def _permissions(resources: Sequence[PolicyResource], way: str) -> Iterator[Ingress]:
     groups = [r for r in resources if r.resource_type == SECURITY_GROUP]
+    vpc_type = VPC_INGRESS_RULE if way == "ingress" else VPC_EGRESS_RULE
     for resource in resources:
         props = resource.props
         if resource.resource_type == SECURITY_GROUP:
-            for item in as_list(props.get("ingress")):
+            for item in as_list(props.get(way)):
                 block = as_map(item)
                 protocol = _protocol(block.get("protocol"))
                 low, high = _range(protocol, block)
@@ -118,7 +140,7 @@ def ingress_rules(resources: Sequence[PolicyResource]) -> Iterator[Ingress]:
                 yield Ingress(resource, resource, protocol, low, high,
                               tuple(as_list(block.get("cidrBlocks")) + as_list(block.get("ipv6CidrBlocks"))),
                               tuple(str(s) for s in sources))
-        elif resource.resource_type == SECURITY_GROUP_RULE and props.get("type") == "ingress":
+        elif resource.resource_type == SECURITY_GROUP_RULE and props.get("type") == way:
             protocol = _protocol(props.get("protocol"))
             low, high = _range(protocol, props)
             sources = [props.get("sourceSecurityGroupId")] if props.get("sourceSecurityGroupId") else []
@@ -127,9 +149,22 @@ def ingress_rules(resources: Sequence[PolicyResource]) -> Iterator[Ingress]:
             yield Ingress(_owner(resource, groups), resource, protocol, low, high,
                           tuple(as_list(props.get("cidrBlocks")) + as_list(props.get("ipv6CidrBlocks"))),
                           tuple(str(s) for s in sources))
-        elif resource.resource_type == VPC_INGRESS_RULE:
+        elif resource.resource_type == vpc_type:
             protocol = _protocol(props.get("ipProtocol"))
             low, high = _range(protocol, props)
             cidrs = tuple(c for c in (props.get("cidrIpv4"), props.get("cidrIpv6")) if isinstance(c, str))
             sources = (str(props["referencedSecurityGroupId"]),) if props.get("referencedSecurityGroupId") else ()
             yield Ingress(_owner(resource, groups), resource, protocol, low, high, cidrs, sources)
+
+
+def ingress_rules(resources: Sequence[PolicyResource]) -> Iterator[Ingress]:
+    """Every ingress permission declared in the stack, in any of the three shapes."""
+    return _permissions(resources, "ingress")
+
+
+def egress_rules(resources: Sequence[PolicyResource]) -> Iterator[Ingress]:
+    """Every egress permission declared in the stack, in any of the three shapes.
+
+    ``cidrs`` and ``source_groups`` hold the destinations.
+    """
+    return _permissions(resources, "egress")

@@ -20,7 +20,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
 from ._base import Anchors, resource_policy
-from .ec2 import INSTANCE, LAUNCH_TEMPLATE, user_data_text
+from .ec2 import INSTANCE, LAUNCH_CONFIGURATION, LAUNCH_TEMPLATE, user_data_text
 
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"
 
@@ -111,7 +111,7 @@ POLICIES = [
         name="aws-ec2-user-data-configure-app-security-settings",
         description="App settings in user data keep DEBUG off, ENVIRONMENT production, VERIFY_SSL on and CORS "
                     "restricted.",
-        resource_types=[INSTANCE, LAUNCH_TEMPLATE],
+        resource_types=[INSTANCE, LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION],
         validate=user_data_settings,
         severity=Severity.HIGH,
         remediation_steps="Do not set app settings in user data; publish them as SSM parameters with safe values "

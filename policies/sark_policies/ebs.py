@@ -4,6 +4,13 @@ Standalone volumes (the TimescaleDB data volume) are encrypted with the stack's 
 covered by a backup: an AWS Backup selection or a Data Lifecycle Manager policy. The backups
 themselves are checked for the checklist's value, not mere presence: at least daily and kept
 at least 30 days. Instance root and block devices are checked by the EC2 rules (ec2.py).
+
+EBS encryption by default (Security Hub EC2.7) is a setting of the whole account and region,
+so it belongs to the account's baseline stack, not to each application stack: two stacks
+managing it would fight over it, and deleting either would switch it off. The pack therefore
+does not require an application stack to declare it; it requires that a stack which does
+declare ``aws.ebs.EncryptionByDefault`` turns it on. Every volume this stack creates is
+encrypted explicitly either way (the volume and EC2 rules).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from ._base import Anchors, resource_policy, stack_policy
 from ._props import as_bool, as_int, as_list, as_map, first
 
 VOLUME = "aws:ebs/volume:Volume"
+ENCRYPTION_BY_DEFAULT = "aws:ebs/encryptionByDefault:EncryptionByDefault"
 BACKUP_PLAN = "aws:backup/plan:Plan"
 BACKUP_SELECTION = "aws:backup/selection:Selection"
 BACKUP_VAULT = "aws:backup/vault:Vault"
@@ -74,6 +82,21 @@ def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportVi
                          "customer-managed key.", None)
     elif key == AWS_MANAGED_KEY:
         report_violation("kmsKeyId is the AWS-managed alias/aws/ebs; use the stack's customer-managed key.", None)
+
+
+def default_encryption_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Account-wide EBS encryption by default, where a stack manages it, is on."""
+    if as_bool(args.props.get("enabled")) is False:
+        report_violation("enabled is false; every new volume and snapshot copy in this account and region without an "
+                         "explicit encrypted flag would be stored unencrypted.", None)
+
+
+def enable_default_encryption(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn encryption by default on (it only affects volumes created afterwards)."""
+    if as_bool(args.props.get("enabled")) is not False:
+        return None
+    args.props["enabled"] = True
+    return args.props
 
 
 def backup_plan_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -191,6 +214,17 @@ POLICIES = [
         remediation_steps="Set kms_key_id=<stack key ARN>.",
         anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
                         trivy=["AVD-AWS-0027"]),
+    ),
+    resource_policy(
+        name="aws-ebs-encryption-by-default-require-enabled",
+        description="EBS encryption by default, where a stack manages it, is enabled.",
+        resource_types=[ENCRYPTION_BY_DEFAULT],
+        validate=default_encryption_enabled,
+        severity=Severity.HIGH,
+        remediation_steps="Set enabled=True (the provider's default) on aws.ebs.EncryptionByDefault, ideally in the "
+                          "account's baseline stack with aws.ebs.DefaultKmsKey.",
+        anchors=Anchors(checkov=["CKV_AWS_106"], securityhub=["EC2.7"]),
+        remediate=enable_default_encryption,
     ),
     resource_policy(
         name="aws-backup-plan-configure-retention",

@@ -1,12 +1,14 @@
-"""EC2 rules for instances and launch templates (anchors section A).
+"""EC2 rules for instances, launch templates and launch configurations (anchors section A).
 
-Each rule checks ``aws.ec2.Instance`` and ``aws.ec2.LaunchTemplate`` (the app hosts run from
-launch templates in Auto Scaling groups, the TimescaleDB host is an instance), registered as
-one policy per resource kind so the names say what they check, as compliance-policies does.
-The two kinds spell the same settings differently:
+Each rule checks ``aws.ec2.Instance``, ``aws.ec2.LaunchTemplate`` and the legacy
+``aws.ec2.LaunchConfiguration`` (the app hosts run from launch templates in Auto Scaling
+groups, the TimescaleDB host is an instance; other stacks still launch from configurations),
+registered as one policy per resource kind so the names say what they check, as
+compliance-policies does. The kinds spell the same settings differently (a launch
+configuration spells them as an instance does, except monitoring):
 
 ==========================  ================================  ===============================================
-setting                     instance                          launch template
+setting                     instance / launch configuration   launch template
 ==========================  ================================  ===============================================
 IMDS                        ``metadataOptions``               ``metadataOptions``
 public IP                   ``associatePublicIpAddress``      ``networkInterfaces[].associatePublicIpAddress``
@@ -15,7 +17,12 @@ volumes                     ``rootBlockDevice``,              ``blockDeviceMappi
 user data                   ``userData`` (text) or            ``userData`` (base64, possibly gzip)
                             ``userDataBase64``
 instance profile            ``iamInstanceProfile``            ``iamInstanceProfile.arn`` / ``.name``
+detailed monitoring         ``monitoring`` /                  ``monitoring.enabled``
+                            ``enableMonitoring`` (LC)
 ==========================  ================================  ===============================================
+
+The account-wide ``aws.ec2.InstanceMetadataDefaults``, when a stack sets it, must not
+undercut IMDSv2 either.
 """
 
 from __future__ import annotations
@@ -29,12 +36,16 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, resource_policy
-from ._props import as_bool, as_int, as_list, as_map
+from ._base import Anchors, Remediation, resource_policy
+from ._props import as_bool, as_int, as_list, as_map, plain_items
 
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-KINDS = {INSTANCE: "instance", LAUNCH_TEMPLATE: "launchtemplate"}
+LAUNCH_CONFIGURATION = "aws:ec2/launchConfiguration:LaunchConfiguration"
+METADATA_DEFAULTS = "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults"
+KINDS = {INSTANCE: "instance", LAUNCH_TEMPLATE: "launchtemplate", LAUNCH_CONFIGURATION: "launchconfiguration"}
+_KIND_PLURALS = {INSTANCE: "EC2 instances", LAUNCH_TEMPLATE: "Launch templates",
+                 LAUNCH_CONFIGURATION: "Launch configurations"}
 
 ROLE_TAG = "sark:role"
 
@@ -45,7 +56,7 @@ ROLE_TAG = "sark:role"
 
 def user_data_text(resource_type: str, props: Mapping[str, Any]) -> str | None:
     """The user data as text: base64 and gzip undone where the resource kind uses them."""
-    if resource_type == INSTANCE:
+    if resource_type != LAUNCH_TEMPLATE:  # instances and launch configurations: text or userDataBase64
         if isinstance(props.get("userData"), str):
             return props["userData"]
         encoded = props.get("userDataBase64")
@@ -123,7 +134,7 @@ def imdsv2_required(args: ResourceValidationArgs, report_violation: ReportViolat
 
 def no_public_ip(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """No public IPv4 address, stated explicitly rather than left to the subnet's default."""
-    if args.resource_type == INSTANCE:
+    if args.resource_type != LAUNCH_TEMPLATE:
         value = as_bool(args.props.get("associatePublicIpAddress"))
         if value is not False:
             state = "true" if value else "not set (the subnet's default decides)"
@@ -143,7 +154,7 @@ def no_public_ip(args: ResourceValidationArgs, report_violation: ReportViolation
 
 def volumes_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Root and data volumes are encrypted."""
-    if args.resource_type == INSTANCE:
+    if args.resource_type != LAUNCH_TEMPLATE:
         root = as_map(args.props.get("rootBlockDevice"))
         if not root:
             report_violation("rootBlockDevice is not set, so the root volume is encrypted only if the AMI's "
@@ -188,6 +199,53 @@ def instance_profile_attached(args: ResourceValidationArgs, report_violation: Re
                          "configuration.", None)
 
 
+def require_imdsv2(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: httpTokens 'required' and the hop limit capped at ``maxHopLimit``.
+
+    Safe to apply: IMDSv2 clients (every current AWS SDK and the CLI) keep working; only
+    IMDSv1 requests, which SSRF exploits use, start failing.
+    """
+    props = args.props
+    options = as_map(props.get("metadataOptions"))
+    if options.get("httpEndpoint") == "disabled":
+        return None
+    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    hops = as_int(options.get("httpPutResponseHopLimit"))
+    wanted = {"httpTokens": "required", "httpPutResponseHopLimit": max_hops if hops is None else min(hops, max_hops)}
+    if all(options.get(key) == value for key, value in wanted.items()):
+        return None
+    props["metadataOptions"] = {**plain_items(props.get("metadataOptions")), **wanted}
+    return props
+
+
+def detailed_monitoring(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """One-minute CloudWatch metrics, so alarms and scaling react within minutes."""
+    if args.resource_type == LAUNCH_TEMPLATE:
+        if as_bool(as_map(args.props.get("monitoring")).get("enabled")) is not True:
+            report_violation("monitoring.enabled is not true; instances would report metrics every 5 minutes only.",
+                             None)
+    elif args.resource_type == LAUNCH_CONFIGURATION:
+        if as_bool(args.props.get("enableMonitoring")) is False:  # a launch configuration's default is true
+            report_violation("enableMonitoring is false; instances would report metrics every 5 minutes only.", None)
+    elif as_bool(args.props.get("monitoring")) is not True:
+        report_violation("monitoring is not true; the instance would report metrics every 5 minutes only.", None)
+
+
+def metadata_defaults_imdsv2(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Account-wide IMDS defaults, where a stack sets them, require session tokens."""
+    props = args.props
+    if props.get("httpEndpoint") == "disabled":
+        return
+    tokens = props.get("httpTokens")
+    if tokens != "required":
+        shown = tokens or "not set (no-preference: each AMI decides)"
+        report_violation(f"httpTokens is {shown}; account defaults must be 'required' (IMDSv2 only).", None)
+    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    hops = as_int(props.get("httpPutResponseHopLimit"))
+    if hops is not None and hops > max_hops:
+        report_violation(f"httpPutResponseHopLimit is {hops}; it must be at most {max_hops}.", None)
+
+
 def termination_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Database hosts cannot be terminated through the API by accident."""
     roles = [str(r) for r in as_list(args.get_config().get("roles"))]
@@ -197,14 +255,21 @@ def termination_protection(args: ResourceValidationArgs, report_violation: Repor
                          "true.", None)
 
 
+_HOP_LIMIT = {"maxHopLimit": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1,
+                             "description": "Largest allowed http_put_response_hop_limit (2 lets containers reach "
+                                            "the instance role)."}}
+
+
 def _both(name: str, description: str, *, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
           severity: Severity, remediation: str, anchors: dict[str, Anchors],
           config: Mapping[str, dict[str, Any]] | None = None,
-          level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[Any]:
+          level: EnforcementLevel = EnforcementLevel.MANDATORY,
+          remediate: Remediation | None = None) -> list[Any]:
+    """One policy per resource kind in ``anchors`` (instance, launch template, launch configuration)."""
     return [
         resource_policy(
             name=f"aws-ec2-{KINDS[token]}-{name}",
-            description=description.format(kind="EC2 instances" if token == INSTANCE else "Launch templates"),
+            description=description.format(kind=_KIND_PLURALS[token]),
             resource_types=[token],
             validate=validate,
             severity=severity,
@@ -212,8 +277,9 @@ def _both(name: str, description: str, *, validate: Callable[[ResourceValidation
             anchors=anchors[token],
             config=config,
             enforcement_level=level,
+            remediate=remediate,
         )
-        for token in (INSTANCE, LAUNCH_TEMPLATE)
+        for token in anchors
     ]
 
 
@@ -227,10 +293,11 @@ POLICIES = [
         anchors={INSTANCE: Anchors(checkov=["CKV_AWS_79"], trivy=["AVD-AWS-0028"], securityhub=["EC2.8"]),
                  LAUNCH_TEMPLATE: Anchors(compliance=["pulumi/compliance-policies#63"],
                                           checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
-                                          securityhub=["EC2.170", "AutoScaling.3"])},
-        config={"maxHopLimit": {"type": "integer", "default": 1,
-                                "description": "Largest allowed http_put_response_hop_limit (2 lets containers "
-                                               "reach the instance role)."}},
+                                          securityhub=["EC2.170", "AutoScaling.3"]),
+                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
+                                               securityhub=["AutoScaling.3"])},
+        config=_HOP_LIMIT,
+        remediate=require_imdsv2,
     ),
     *_both(
         "disallow-public-ip",
@@ -244,7 +311,9 @@ POLICIES = [
                                    securityhub=["EC2.9"], checklist=["Pre-Deployment 1.1 (private network access)"]),
                  LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-public-ip"],
                                           checkov=["CKV_AWS_88"], securityhub=["EC2.9"],
-                                          checklist=["Pre-Deployment 1.1 (private network access)"])},
+                                          checklist=["Pre-Deployment 1.1 (private network access)"]),
+                 LAUNCH_CONFIGURATION: Anchors(trivy=["AVD-AWS-0009"], securityhub=["EC2.9"],
+                                               checklist=["Pre-Deployment 1.1 (private network access)"])},
     ),
     *_both(
         "disallow-unencrypted-block-device",
@@ -258,7 +327,8 @@ POLICIES = [
                                                "aws-ec2-instance-disallow-unencrypted-block-device"],
                                    checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0131"], securityhub=["EC2.3"]),
                  LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-unencrypted-block-device"],
-                                          checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"])},
+                                          checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"]),
+                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"])},
     ),
     *_both(
         "disallow-secrets-in-user-data",
@@ -269,7 +339,8 @@ POLICIES = [
                     "with its instance role (see sark-render-env).",
         anchors={INSTANCE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0029"], checklist=["Pre-Deployment 2.1"]),
                  LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0129"],
-                                          checklist=["Pre-Deployment 2.1"])},
+                                          checklist=["Pre-Deployment 2.1"]),
+                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_46"], checklist=["Pre-Deployment 2.1"])},
     ),
     *_both(
         "require-instance-profile",
@@ -279,8 +350,33 @@ POLICIES = [
         remediation="Attach an instance profile whose role has AmazonSSMManagedInstanceCore and reads only this "
                     "stack's secrets and parameters.",
         anchors={INSTANCE: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"]),
-                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"])},
+                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"]),
+                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"])},
         level=EnforcementLevel.ADVISORY,
+    ),
+    *_both(
+        "enable-detailed-monitoring",
+        "{kind} have detailed (one-minute) CloudWatch monitoring.",
+        validate=detailed_monitoring,
+        severity=Severity.LOW,
+        remediation="Set monitoring=True (a launch template: monitoring.enabled=True; a launch configuration: leave "
+                    "enable_monitoring at its default, True).",
+        anchors={INSTANCE: Anchors(awsguard=["ec2-instance-detailed-monitoring-enabled"], checkov=["CKV_AWS_126"],
+                                   checklist=["Pre-Deployment 3.3 (alerting rules)"]),
+                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_126"], checklist=["Pre-Deployment 3.3 (alerting rules)"]),
+                 LAUNCH_CONFIGURATION: Anchors(checklist=["Pre-Deployment 3.3 (alerting rules)"])},
+        level=EnforcementLevel.ADVISORY,
+    ),
+    resource_policy(
+        name="aws-ec2-instance-metadata-defaults-require-imdsv2",
+        description="Account-wide instance metadata defaults, where a stack sets them, require IMDSv2.",
+        resource_types=[METADATA_DEFAULTS],
+        validate=metadata_defaults_imdsv2,
+        severity=Severity.HIGH,
+        remediation_steps="Set http_tokens='required' and http_put_response_hop_limit=1 (or leave the hop limit at "
+                          "-1, no preference).",
+        anchors=Anchors(checkov=["CKV_AWS_79"], securityhub=["EC2.8", "EC2.170"]),
+        config=_HOP_LIMIT,
     ),
     resource_policy(
         name="aws-ec2-instance-enable-termination-protection",

@@ -6,6 +6,15 @@ Trivy and Security Hub. The values are the checklist's: Valkey or Redis 7 or new
 
 As for RDS passwords, a policy cannot see whether ``authToken`` was a Pulumi secret; the stack
 rule accepts an AUTH token only when it comes from a ``random.RandomPassword``.
+
+The same settings on the other two ways to run a cache:
+
+- ``aws.elasticache.Cluster`` that is not a member of a replication group (a member takes its
+  settings from the group, whose rules apply). A standalone Redis/Valkey cluster can neither
+  encrypt at rest nor require AUTH, so it is reported as such; snapshot retention, minor
+  upgrades, subnet group, TLS and engine version are checked as for groups.
+- ``aws.elasticache.ServerlessCache``: always encrypted in transit and at rest, so its rules
+  are the customer-managed key, snapshot retention and the engine's major version.
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, ResourceRule, resource_policy, stack_policy
 from ._props import as_bool, as_int, as_list, as_map
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+CLUSTER = "aws:elasticache/cluster:Cluster"
+SERVERLESS_CACHE = "aws:elasticache/serverlessCache:ServerlessCache"
 PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a type token)
 ENGINES = ("valkey", "redis")
@@ -105,27 +116,87 @@ def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportVi
 
 
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Valkey or Redis, ``minMajorVersion`` (7) or newer."""
-    minimum = as_int(args.get_config().get("minMajorVersion")) or 7
-    engine = args.props.get("engine") or "redis"
-    if engine not in ENGINES:
-        report_violation(f"engine is {engine}; SARK needs valkey or redis.", None)
+    """An allowed engine (Valkey or Redis), ``minMajorVersion`` (7) or newer."""
+    config = args.get_config()
+    minimum = as_int(config.get("minMajorVersion")) or 7
+    engines = [str(e) for e in as_list(config.get("allowedEngines"))]
+    # A replication group's engine defaults to redis; a cluster or serverless cache must name one.
+    engine = args.props.get("engine") or ("redis" if args.resource_type == REPLICATION_GROUP else None)
+    if engine not in engines:
+        report_violation(f"engine is {engine or 'not set'}; it must be one of {', '.join(engines)}.", None)
         return
-    version = args.props.get("engineVersion")
+    key = "majorEngineVersion" if args.resource_type == SERVERLESS_CACHE else "engineVersion"
+    version = args.props.get(key)
     match = re.match(r"^(\d+)", str(version)) if version is not None else None
     if version is None:
-        report_violation(f"engineVersion is not set; pin {engine} {minimum} or newer.", None)
+        report_violation(f"{key} is not set; pin {engine} {minimum} or newer.", None)
     elif match is None:
-        report_violation(f"engineVersion {version} is not a version such as 7.2.", None)
+        report_violation(f"{key} {version} is not a version such as 7.2.", None)
     elif int(match.group(1)) < minimum:
-        report_violation(f"engineVersion {version} is {engine} {match.group(1)}; it must be {minimum} or newer.",
-                         None)
+        report_violation(f"{key} {version} is {engine} {match.group(1)}; it must be {minimum} or newer.", None)
 
 
 def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Minor versions (security fixes) applied automatically."""
     if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
         report_violation("autoMinorVersionUpgrade is false; engine security fixes would not be applied.", None)
+
+
+def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn automatic minor version upgrades on (applied in the maintenance window)."""
+    if as_bool(args.props.get("autoMinorVersionUpgrade")) is not False:
+        return None
+    args.props["autoMinorVersionUpgrade"] = True
+    return args.props
+
+
+def _standalone(validate: ResourceRule) -> ResourceRule:
+    """``validate`` for clusters that are not members of a replication group (members follow the group)."""
+
+    def run(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.props.get("replicationGroupId"):
+            return
+        validate(args, report_violation)
+
+    run.__doc__ = validate.__doc__
+    return run
+
+
+def _persistent(validate: ResourceRule) -> ResourceRule:
+    """``validate`` for engines that keep data (not memcached, which has no snapshots)."""
+
+    def run(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.props.get("engine") in ENGINES:
+            validate(args, report_violation)
+
+    run.__doc__ = validate.__doc__
+    return run
+
+
+def no_standalone_redis(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Redis/Valkey runs as a replication group, the only shape with encryption at rest and AUTH."""
+    engine = args.props.get("engine")
+    if engine in ENGINES:
+        report_violation(f"A standalone {engine} cluster cannot encrypt data at rest or require AUTH; create an "
+                         "aws.elasticache.ReplicationGroup (one node is enough) instead.", None)
+
+
+def serverless_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Encrypted with the stack's customer-managed key rather than an AWS-owned one."""
+    if not _set_or_unknown(args.props, "kmsKeyId"):
+        report_violation("kmsKeyId is not set; data at rest would use an AWS-owned key, not the stack's "
+                         "customer-managed key.", None)
+
+
+def serverless_snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Daily snapshots kept at least ``minDays`` (checklist: 30)."""
+    minimum = as_int(args.get_config().get("minDays")) or 30
+    days = as_int(args.props.get("snapshotRetentionLimit"))
+    if not days:
+        report_violation(f"snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least "
+                         f"{minimum} days.", None)
+    elif days < minimum:
+        report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
 
 
 def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -163,6 +234,14 @@ def generated_auth_token(args: StackValidationArgs, report_violation: ReportViol
 
 
 _CHECKLIST = ["Pre-Deployment 1.3"]
+_ENGINE_CONFIG = {
+    "minMajorVersion": {"type": "integer", "minimum": 6, "default": 7, "description": "Oldest engine major version "
+                                                                                      "allowed."},
+    "allowedEngines": {"type": "array", "items": {"type": "string"}, "default": list(ENGINES),
+                       "description": "Engines allowed (the checklist's Redis 7+, or its fork Valkey)."},
+}
+_SNAPSHOT_CONFIG = {"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                                "description": "Fewest days snapshots may be kept."}}
 
 POLICIES = [
     resource_policy(
@@ -206,8 +285,7 @@ POLICIES = [
                           "snapshot_window.",
         anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
                         checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
-                            "description": "Fewest days snapshots may be kept."}},
+        config=_SNAPSHOT_CONFIG,
     ),
     resource_policy(
         name="aws-elasticache-replication-group-enable-automatic-failover",
@@ -237,8 +315,7 @@ POLICIES = [
         remediation_steps="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
                           "cacheEngine / cacheEngineVersion.",
         anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config={"minMajorVersion": {"type": "integer", "minimum": 6, "default": 7,
-                                    "description": "Oldest engine major version allowed."}},
+        config=_ENGINE_CONFIG,
     ),
     resource_policy(
         name="aws-elasticache-replication-group-enable-auto-minor-version-upgrade",
@@ -248,6 +325,7 @@ POLICIES = [
         severity=Severity.HIGH,
         remediation_steps="Set auto_minor_version_upgrade=True.",
         anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+        remediate=enable_auto_minor_upgrade,
     ),
     stack_policy(
         name="aws-elasticache-replication-group-configure-maxmemory-policy",
@@ -269,5 +347,98 @@ POLICIES = [
         remediation_steps="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
                           "characters) and pass its result, as StackSecrets does.",
         anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-disallow-standalone-redis",
+        description="Redis and Valkey run as replication groups, not standalone cache clusters.",
+        resource_types=[CLUSTER],
+        validate=_standalone(no_standalone_redis),
+        severity=Severity.HIGH,
+        remediation_steps="Replace the aws.elasticache.Cluster with an aws.elasticache.ReplicationGroup "
+                          "(num_cache_clusters=2 for failover) with at-rest and transit encryption and an AUTH token.",
+        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_31"], trivy=["AVD-AWS-0045"],
+                        securityhub=["ElastiCache.4", "ElastiCache.6"], checklist=_CHECKLIST),
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-require-transit-encryption",
+        description="Standalone ElastiCache clusters require TLS.",
+        resource_types=[CLUSTER],
+        validate=_standalone(transit_encryption),
+        severity=Severity.HIGH,
+        remediation_steps="Set transit_encryption_enabled=True (Memcached 1.6.12 or newer).",
+        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                        checklist=["Pre-Deployment 3.2 (TLS)"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-configure-snapshot-retention",
+        description="Standalone Redis/Valkey clusters keep daily snapshots at least 30 days.",
+        resource_types=[CLUSTER],
+        validate=_standalone(_persistent(snapshot_retention)),
+        severity=Severity.HIGH,
+        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a snapshot_window.",
+        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+        config=_SNAPSHOT_CONFIG,
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-enable-auto-minor-version-upgrade",
+        description="Standalone ElastiCache clusters apply minor version upgrades automatically.",
+        resource_types=[CLUSTER],
+        validate=_standalone(auto_minor_upgrade),
+        severity=Severity.HIGH,
+        remediation_steps="Set auto_minor_version_upgrade=True.",
+        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+        remediate=enable_auto_minor_upgrade,
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-disallow-default-subnet-group",
+        description="Standalone ElastiCache clusters use the stack's data subnets, not the default subnet group.",
+        resource_types=[CLUSTER],
+        validate=_standalone(custom_subnet_group),
+        severity=Severity.MEDIUM,
+        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+    ),
+    resource_policy(
+        name="aws-elasticache-cluster-configure-engine-version",
+        description="Standalone ElastiCache clusters run Valkey or Redis 7 or newer.",
+        resource_types=[CLUSTER],
+        validate=_standalone(engine_version),
+        severity=Severity.MEDIUM,
+        remediation_steps="Set engine='valkey' with engine_version='7.2' (in a replication group; see "
+                          "aws-elasticache-cluster-disallow-standalone-redis).",
+        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+        config=_ENGINE_CONFIG,
+    ),
+    resource_policy(
+        name="aws-elasticache-serverless-cache-configure-customer-managed-key",
+        description="ElastiCache serverless caches are encrypted with the stack's customer-managed key.",
+        resource_types=[SERVERLESS_CACHE],
+        validate=serverless_customer_key,
+        severity=Severity.HIGH,
+        remediation_steps="Set kms_key_id=<stack key ARN> (only at creation).",
+        anchors=Anchors(checkov=["CKV_AWS_191"], securityhub=["ElastiCache.4"], checklist=_CHECKLIST),
+    ),
+    resource_policy(
+        name="aws-elasticache-serverless-cache-configure-snapshot-retention",
+        description="ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
+        resource_types=[SERVERLESS_CACHE],
+        validate=_persistent(serverless_snapshot_retention),
+        severity=Severity.HIGH,
+        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
+        anchors=Anchors(securityhub=["ElastiCache.1"],
+                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+        config=_SNAPSHOT_CONFIG,
+    ),
+    resource_policy(
+        name="aws-elasticache-serverless-cache-configure-engine-version",
+        description="ElastiCache serverless caches run Valkey or Redis 7 or newer.",
+        resource_types=[SERVERLESS_CACHE],
+        validate=engine_version,
+        severity=Severity.MEDIUM,
+        remediation_steps="Set engine='valkey' and major_engine_version='7' (or newer).",
+        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+        config=_ENGINE_CONFIG,
     ),
 ]

@@ -1,10 +1,17 @@
-"""KMS rules (anchors section H): the stack key rotates, cannot lock the account out, and a
-scheduled deletion can be cancelled for a month.
+"""KMS rules (anchors section H): the stack key rotates, cannot lock the account out, a
+scheduled deletion can be cancelled for a month, and the key says what it protects.
+
+Rotation and the deletion window can be fixed in place without touching data (rotation keeps
+old key material for decryption; the window only matters once a deletion is scheduled), so
+both rules offer a remediation, applied when their enforcement level is ``remediate``.
 """
 
 from __future__ import annotations
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
 from ._base import Anchors, resource_policy
 from ._props import as_bool, as_int
@@ -27,6 +34,21 @@ def key_rotation(args: ResourceValidationArgs, report_violation: ReportViolation
         report_violation(f"rotationPeriodInDays is {period}; it must be at most {maximum}.", None)
 
 
+def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: rotation on, at most every ``maxRotationDays``, for symmetric keys."""
+    props = args.props
+    if (props.get("customerMasterKeySpec") or props.get("keySpec") or SYMMETRIC) != SYMMETRIC:
+        return None
+    maximum = as_int(args.get_config().get("maxRotationDays")) or 365
+    period = as_int(props.get("rotationPeriodInDays"))
+    if as_bool(props.get("enableKeyRotation")) is True and (period is None or period <= maximum):
+        return None
+    props["enableKeyRotation"] = True
+    if period is not None and period > maximum:
+        props["rotationPeriodInDays"] = maximum
+    return props
+
+
 def no_lockout_bypass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """The policy lockout safety check stays on."""
     if as_bool(args.props.get("bypassPolicyLockoutSafetyCheck")):
@@ -44,6 +66,23 @@ def deletion_window(args: ResourceValidationArgs, report_violation: ReportViolat
                          None)
 
 
+def lengthen_deletion_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: raise a too-short deletion window to ``minDays``."""
+    minimum = as_int(args.get_config().get("minDays")) or 30
+    days = as_int(args.props.get("deletionWindowInDays"))
+    if days is None or days >= minimum:
+        return None
+    args.props["deletionWindowInDays"] = minimum
+    return args.props
+
+
+def has_description(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The key says what it protects, so nobody disables or deletes it as unused."""
+    if not args.props.get("description"):
+        report_violation("description is not set; say what the key encrypts (an unexplained key is the one someone "
+                         "schedules for deletion).", None)
+
+
 POLICIES = [
     resource_policy(
         name="aws-kms-key-enable-key-rotation",
@@ -56,6 +95,7 @@ POLICIES = [
                         checkov=["CKV_AWS_7"], trivy=["AVD-AWS-0065"], securityhub=["KMS.4"]),
         config={"maxRotationDays": {"type": "integer", "minimum": 90, "maximum": 2560, "default": 365,
                                     "description": "Longest rotation period allowed."}},
+        remediate=enable_rotation,
     ),
     resource_policy(
         name="aws-kms-key-disallow-bypass-policy-lockout-safety-check",
@@ -78,5 +118,16 @@ POLICIES = [
         anchors=Anchors(securityhub=["KMS.3"]),
         config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 30,
                             "description": "Shortest deletion window allowed."}},
+        remediate=lengthen_deletion_window,
+    ),
+    resource_policy(
+        name="aws-kms-key-require-description",
+        description="KMS keys have a description of what they encrypt.",
+        resource_types=[KEY],
+        validate=has_description,
+        severity=Severity.LOW,
+        remediation_steps="Set description to what the key protects (e.g. 'SARK stack data key').",
+        anchors=Anchors(compliance=["aws-kms-key-missing-description"]),
+        enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]

@@ -8,6 +8,10 @@ Deliberate departures from the anchor rule sets, following the checklist:
 - the HTTP:80 listener is required, as a single 301 redirect to HTTPS:443 (compliance-policies
   ``aws-lb-listener-disallow-unencrypted-traffic`` fails any port-80 listener and is not ported);
 - the load balancer is internet-facing on purpose (Trivy AVD-AWS-0053 is not ported).
+
+Dropping invalid header fields and deletion protection can be switched on in place without
+changing how valid traffic is served, so those two rules offer a remediation (applied when
+their enforcement level is ``remediate``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:Load
 LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 TARGET_GROUPS = ("aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup")
 LISTENER_RULES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:ListenerRule")
-WAF_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+WAF_ASSOCIATIONS = ("aws:wafv2/webAclAssociation:WebAclAssociation",
+                    "aws:wafregional/webAclAssociation:WebAclAssociation")
+"""WAF v2, and WAF Classic (regional), associate a web ACL with a load balancer the same way."""
+WAF_ASSOCIATION = WAF_ASSOCIATIONS[0]
 
 SECURE_TLS_POLICIES = [
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -136,8 +143,9 @@ def https_listener_security_headers(args: ResourceValidationArgs, report_violati
         return
     if args.props.get("routingHttpResponseXContentTypeOptionsHeaderValue") != "nosniff":
         report_violation("routingHttpResponseXContentTypeOptionsHeaderValue is not 'nosniff'.", None)
-    if args.props.get("routingHttpResponseXFrameOptionsHeaderValue") not in ("DENY", "SAMEORIGIN"):
-        report_violation("routingHttpResponseXFrameOptionsHeaderValue is not DENY or SAMEORIGIN.", None)
+    allowed = [str(v) for v in as_list(args.get_config().get("allowedFrameOptions"))]
+    if args.props.get("routingHttpResponseXFrameOptionsHeaderValue") not in allowed:
+        report_violation(f"routingHttpResponseXFrameOptionsHeaderValue is not {' or '.join(allowed)}.", None)
 
 
 # --- the load balancer ------------------------------------------------------------------
@@ -146,6 +154,22 @@ def drop_invalid_headers(args: ResourceValidationArgs, report_violation: ReportV
     """Application load balancers drop header fields with invalid names (request smuggling)."""
     if _is_application(args.props) and as_bool(args.props.get("dropInvalidHeaderFields")) is not True:
         report_violation("dropInvalidHeaderFields is not true.", None)
+
+
+def enable_drop_invalid_headers(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: drop header fields with invalid names (valid requests are unaffected)."""
+    if not _is_application(args.props) or as_bool(args.props.get("dropInvalidHeaderFields")) is True:
+        return None
+    args.props["dropInvalidHeaderFields"] = True
+    return args.props
+
+
+def enable_deletion_protection(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn deletion protection on (a deliberate delete turns it off first)."""
+    if as_bool(args.props.get("enableDeletionProtection")) is True:
+        return None
+    args.props["enableDeletionProtection"] = True
+    return args.props
 
 
 def deletion_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -157,8 +181,10 @@ def deletion_protection(args: ResourceValidationArgs, report_violation: ReportVi
 def desync_mitigation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """HTTP desync mitigation is defensive or strictest (AWS's default, when unset, is defensive)."""
     mode = args.props.get("desyncMitigationMode")
-    if _is_application(args.props) and mode is not None and mode not in ("defensive", "strictest"):
-        report_violation(f"desyncMitigationMode is {mode!r}; it must be 'defensive' or 'strictest'.", None)
+    allowed = [str(m) for m in as_list(args.get_config().get("allowedModes"))]
+    if _is_application(args.props) and mode is not None and mode not in allowed:
+        shown = " or ".join(repr(m) for m in allowed)
+        report_violation(f"desyncMitigationMode is {mode!r}; it must be {shown}.", None)
 
 
 def access_logs(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -256,7 +282,7 @@ def metrics_path_not_forwarded(args: StackValidationArgs, report_violation: Repo
 
 def waf_attached(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Internet-facing application load balancers have a WAF web ACL."""
-    associations = [r for r in args.resources if r.resource_type == WAF_ASSOCIATION]
+    associations = [r for r in args.resources if r.resource_type in WAF_ASSOCIATIONS]
     for lb in (r for r in args.resources if r.resource_type in LOAD_BALANCERS):
         if as_bool(lb.props.get("internal")) or not _is_application(lb.props):
             continue
@@ -326,6 +352,8 @@ POLICIES = [
                           "routing_http_response_x_frame_options_header_value='DENY'.",
         anchors=Anchors(checklist=["Pre-Deployment 5.2 (security headers)", "Post-Deployment 6"]),
         enforcement_level=EnforcementLevel.ADVISORY,
+        config={"allowedFrameOptions": {"type": "array", "items": {"type": "string"}, "default": ["DENY", "SAMEORIGIN"],
+                                        "description": "X-Frame-Options values accepted."}},
     ),
     resource_policy(
         name="aws-lb-loadbalancer-enable-drop-invalid-header-fields",
@@ -335,6 +363,7 @@ POLICIES = [
         severity=Severity.MEDIUM,
         remediation_steps="Set drop_invalid_header_fields=True.",
         anchors=Anchors(checkov=["CKV_AWS_131"], trivy=["AVD-AWS-0052"], securityhub=["ELB.4"]),
+        remediate=enable_drop_invalid_headers,
     ),
     resource_policy(
         name="aws-lb-loadbalancer-enable-deletion-protection",
@@ -344,6 +373,7 @@ POLICIES = [
         severity=Severity.MEDIUM,
         remediation_steps="Set enable_deletion_protection=True (config loadBalancerDeletionProtection).",
         anchors=Anchors(awsguard=["elb-deletion-protection-enabled"], checkov=["CKV_AWS_150"], securityhub=["ELB.6"]),
+        remediate=enable_deletion_protection,
     ),
     resource_policy(
         name="aws-lb-loadbalancer-configure-desync-mitigation",
@@ -353,6 +383,9 @@ POLICIES = [
         severity=Severity.MEDIUM,
         remediation_steps="Set desync_mitigation_mode to 'defensive' or 'strictest'.",
         anchors=Anchors(checkov=["CKV_AWS_328"], securityhub=["ELB.12"]),
+        config={"allowedModes": {"type": "array", "items": {"type": "string"}, "default": ["defensive", "strictest"],
+                                 "description": "desync_mitigation_mode values accepted (unset means AWS's "
+                                                "default, defensive)."}},
     ),
     resource_policy(
         name="aws-lb-loadbalancer-enable-access-logging",
@@ -413,7 +446,8 @@ POLICIES = [
         validate=waf_attached,
         severity=Severity.LOW,
         remediation_steps="Set wafEnabled: true (a WAF v2 web ACL with AWS managed rule groups, associated with the "
-                          "load balancer).",
+                          "load balancer). Advisory: the checklist does not require a WAF; SARK's production stack "
+                          "has one.",
         anchors=Anchors(checkov=["CKV2_AWS_28"], securityhub=["ELB.16"]),
         enforcement_level=EnforcementLevel.ADVISORY,
     ),

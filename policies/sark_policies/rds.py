@@ -29,7 +29,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, Remediation, resource_policy, stack_policy
 from ._props import as_bool, as_int, as_list, as_map
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -113,10 +113,12 @@ def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportVi
 
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL, ``minMajorVersion`` (14) or newer."""
-    minimum = as_int(args.get_config().get("minMajorVersion")) or 14
+    config = args.get_config()
+    minimum = as_int(config.get("minMajorVersion")) or 14
+    wanted = str(config.get("engine") or "postgres")
     engine = args.props.get("engine")
-    if engine != "postgres":
-        report_violation(f"engine is {engine or 'not set'}; SARK needs postgres.", None)
+    if engine != wanted:
+        report_violation(f"engine is {engine or 'not set'}; it must be {wanted}.", None)
         return
     version = args.props.get("engineVersion")
     major = engine_major(version)
@@ -195,6 +197,27 @@ def copy_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -
     if as_bool(args.props.get("copyTagsToSnapshot")) is not True:
         report_violation("copyTagsToSnapshot is not true; snapshots would lose the owner and environment tags.",
                          None)
+
+
+def _set_true(key: str) -> Remediation:
+    """A remediation that sets boolean input ``key`` to True when it is not already."""
+
+    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+        if as_bool(args.props.get(key)) is True:
+            return None
+        args.props[key] = True
+        return args.props
+
+    remediate.__doc__ = f"Remediation: set {key} to true."
+    return remediate
+
+
+def make_private(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: publiclyAccessible false (clients inside the VPC keep the same endpoint)."""
+    if not as_bool(args.props.get("publiclyAccessible")):
+        return None
+    args.props["publiclyAccessible"] = False
+    return args.props
 
 
 # --------------------------------------------------------------------------------------
@@ -279,6 +302,7 @@ POLICIES = [
         anchors=Anchors(awsguard=["rds-instance-public-access"], compliance=["aws-rds-instance-disallow-public-access"],
                         checkov=["CKV_AWS_17"], trivy=["AVD-AWS-0180"], securityhub=["RDS.2"],
                         checklist=["Pre-Deployment 3.2 (Restrict database access)"]),
+        remediate=make_private,
     ),
     resource_policy(
         name="aws-rds-instance-disallow-unencrypted-storage",
@@ -340,7 +364,8 @@ POLICIES = [
                           "dbEngineVersion); upgrade older instances with a major version upgrade.",
         anchors=Anchors(checkov=["CKV_AWS_250"], checklist=["Pre-Deployment 1.2 (PostgreSQL 14+, recommended 15)"]),
         config={"minMajorVersion": {"type": "integer", "minimum": 10, "default": 14,
-                                    "description": "Oldest PostgreSQL major version allowed."}},
+                                    "description": "Oldest PostgreSQL major version allowed."},
+                "engine": {"type": "string", "default": "postgres", "description": "The RDS engine SARK needs."}},
     ),
     resource_policy(
         name="aws-rds-instance-configure-ca-certificate",
@@ -423,6 +448,7 @@ POLICIES = [
         remediation_steps="Set auto_minor_version_upgrade=True (and engine_version to a major version only, so "
                           "Pulumi does not fight the upgrades).",
         anchors=Anchors(checkov=["CKV_AWS_226"], securityhub=["RDS.13"]),
+        remediate=_set_true("autoMinorVersionUpgrade"),
     ),
     resource_policy(
         name="aws-rds-instance-enable-copy-tags-to-snapshot",
@@ -433,6 +459,7 @@ POLICIES = [
         remediation_steps="Set copy_tags_to_snapshot=True.",
         anchors=Anchors(checkov=["CKV2_AWS_60"], securityhub=["RDS.17"]),
         enforcement_level=EnforcementLevel.ADVISORY,
+        remediate=_set_true("copyTagsToSnapshot"),
     ),
     stack_policy(
         name="aws-rds-instance-require-tls",

@@ -8,6 +8,16 @@ from it (property dependency) or names it.
 SSE-S3 is accepted, and is what the access-log bucket uses: ALB log delivery does not support
 SSE-KMS (AWS ELB user guide, bucket requirements; aws/aws-cdk#21947), so compliance-policies'
 ``...-configure-server-side-encryption-kms`` / Security Hub S3.17 are not ported.
+
+``aws.s3.Bucket`` in pulumi-aws 7 (``aws:s3/bucket:Bucket``, with ``aws:s3/bucketV2:BucketV2``
+as its alias) still accepts the deprecated inline settings (``acl``, ``grants``, ``policy``,
+``versioning``, ``lifecycleRules``, ``logging``, ``serverSideEncryptionConfiguration``); every
+rule reads those as well as the side resources, so a stack written either way is checked.
+
+Access logging (Security Hub S3.9) is not required of a bucket that is itself a log
+destination (of a load balancer, or of another bucket's server access logging): logging a log
+bucket only moves the question to the next bucket (pulumi/pulumi-policy#438 is exactly this
+case).
 """
 
 from __future__ import annotations
@@ -29,6 +39,11 @@ LIFECYCLE = ("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
              "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
 VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
 POLICY = ("aws:s3/bucketPolicy:BucketPolicy",)
+ACL = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
+LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+PUBLIC_CANNED_ACLS = ("public-read", "public-read-write", "authenticated-read")
+PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
+                   "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
@@ -94,7 +109,8 @@ def _is_log_bucket(args: StackValidationArgs, bucket: PolicyResource) -> bool:
 def _expiration_days(rules: Sequence[Mapping[str, Any]]) -> list[int]:
     days = []
     for rule in rules:
-        if rule.get("status") != "Enabled":
+        # Side resources say status "Enabled"; the legacy inline lifecycleRules say enabled true.
+        if rule.get("status") != "Enabled" and as_bool(rule.get("enabled")) is not True:
             continue
         value = as_int(as_map(rule.get("expiration")).get("days"))
         if value is not None and value > 0:
@@ -108,6 +124,7 @@ def log_retention(args: StackValidationArgs, report_violation: ReportViolation) 
     for bucket in (b for b in _buckets(args) if _is_log_bucket(args, b)):
         rules = [as_map(rule) for config in _side(args, bucket, LIFECYCLE)
                  for rule in as_list(config.props.get("rules"))]
+        rules += [as_map(rule) for rule in as_list(bucket.props.get("lifecycleRules"))]
         days = _expiration_days(rules)
         if not days:
             report_violation(f"Log bucket '{bucket.name}' has no enabled lifecycle rule expiring objects; logs "
@@ -157,8 +174,60 @@ def versioned(args: StackValidationArgs, report_violation: ReportViolation) -> N
     for bucket in _buckets(args):
         states = [as_map(v.props.get("versioningConfiguration")).get("status")
                   for v in _side(args, bucket, VERSIONING)]
+        if as_bool(as_map(bucket.props.get("versioning")).get("enabled")) is True:
+            states.append("Enabled")
         if "Enabled" not in states:
             report_violation(f"Bucket '{bucket.name}' does not have versioning enabled.", bucket.urn)
+
+
+def _public_grants(grants: Sequence[Any]) -> list[str]:
+    found = []
+    for grant in (as_map(g) for g in grants):
+        uri = grant.get("uri") or as_map(grant.get("grantee")).get("uri")
+        if uri in PUBLIC_GRANTEES:
+            found.append(str(uri).rsplit("/", 1)[-1])
+    return found
+
+
+def no_public_acl(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """No bucket grants access to everyone through a canned ACL or an ACL grant."""
+    for bucket in _buckets(args):
+        acls = [(bucket, bucket.props.get("acl"), as_list(bucket.props.get("grants")))]
+        acls += [(acl, acl.props.get("acl"), as_list(as_map(acl.props.get("accessControlPolicy")).get("grants")))
+                 for acl in _side(args, bucket, ACL)]
+        for declared_by, canned, grants in acls:
+            if canned in PUBLIC_CANNED_ACLS:
+                report_violation(f"Bucket '{bucket.name}' has the canned ACL {canned}; objects would be readable "
+                                 "outside the account.", declared_by.urn)
+            public = _public_grants(grants)
+            if public:
+                report_violation(f"Bucket '{bucket.name}' grants access to {', '.join(sorted(set(public)))} in its "
+                                 "ACL.", declared_by.urn)
+
+
+def _log_targets(args: StackValidationArgs) -> list[Any]:
+    """What other buckets' server access logging points at (names, and the resources themselves)."""
+    targets: list[Any] = []
+    for bucket in _buckets(args):
+        targets.append(as_map(bucket.props.get("logging")).get("targetBucket"))
+    for logging in (r for r in args.resources if r.resource_type in LOGGING):
+        targets.append(logging.props.get("targetBucket"))
+        targets.extend(logging.property_dependencies.get("targetBucket", []))
+    return [t for t in targets if t is not None]
+
+
+def access_logging(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Buckets log requests to a log bucket, except the buckets that are log destinations themselves."""
+    targets = _log_targets(args)
+    for bucket in _buckets(args):
+        destination = _is_log_bucket(args, bucket) or bucket in targets or any(
+            t is not None and t in (bucket.props.get("bucket"), bucket.props.get("id")) for t in targets)
+        if destination:
+            continue
+        if as_map(bucket.props.get("logging")).get("targetBucket") or _side(args, bucket, LOGGING):
+            continue
+        report_violation(f"Bucket '{bucket.name}' does not log requests (no aws.s3.BucketLogging); access to its "
+                         "objects could not be audited.", bucket.urn)
 
 
 POLICIES = [
@@ -173,6 +242,16 @@ POLICIES = [
                         checkov=["CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56", "CKV2_AWS_6"],
                         trivy=["AVD-AWS-0086", "AVD-AWS-0087", "AVD-AWS-0091", "AVD-AWS-0093", "AVD-AWS-0094"],
                         securityhub=["S3.1", "S3.8"]),
+    ),
+    stack_policy(
+        name="aws-s3-bucket-disallow-public-acl",
+        description="No bucket grants public access through a canned ACL or ACL grants.",
+        validate=no_public_acl,
+        severity=Severity.CRITICAL,
+        remediation_steps="Remove the public-read / public-read-write / authenticated-read ACL and AllUsers / "
+                          "AuthenticatedUsers grants; set aws.s3.BucketOwnershipControls to BucketOwnerEnforced "
+                          "(ACLs off).",
+        anchors=Anchors(compliance=["aws-s3-bucket-disallow-public-read"], securityhub=["S3.1", "S3.8"]),
     ),
     stack_policy(
         name="aws-s3-bucket-enable-server-side-encryption",
@@ -215,6 +294,16 @@ POLICIES = [
         severity=Severity.LOW,
         remediation_steps="Add an aws.s3.BucketVersioning with versioning_configuration status 'Enabled'.",
         anchors=Anchors(checkov=["CKV_AWS_21"], trivy=["AVD-AWS-0090"], securityhub=["S3.14"]),
+        enforcement_level=EnforcementLevel.ADVISORY,
+    ),
+    stack_policy(
+        name="aws-s3-bucket-enable-access-logging",
+        description="Buckets log requests to a log bucket (log destinations themselves excepted).",
+        validate=access_logging,
+        severity=Severity.LOW,
+        remediation_steps="Add an aws.s3.BucketLogging with target_bucket=<the log bucket>.",
+        anchors=Anchors(awsguard=["s3-bucket-logging-enabled"], checkov=["CKV_AWS_18"], trivy=["AVD-AWS-0089"],
+                        securityhub=["S3.9"]),
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
 ]

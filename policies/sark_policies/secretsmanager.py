@@ -18,7 +18,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    Severity,
+    StackValidationArgs,
+)
 from pulumi_policy.proxy import UnknownValueError
 
 from ._base import Anchors, resource_policy, stack_policy
@@ -69,6 +76,22 @@ def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolat
                          None)
     elif days < minimum:
         report_violation(f"recoveryWindowInDays is {days}; it must be at least {minimum} days.", None)
+
+
+def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
+    minimum = as_int(args.get_config().get("minDays")) or 7
+    days = as_int(args.props.get("recoveryWindowInDays"))
+    if days is None or days >= minimum:
+        return None
+    args.props["recoveryWindowInDays"] = minimum
+    return args.props
+
+
+def has_description(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The secret says what it holds and who puts it in, so operators rotate and revoke the right one."""
+    if not args.props.get("description"):
+        report_violation("description is not set; say what the secret holds and how its value gets there.", None)
 
 
 def _label(secret: PolicyResource) -> str:
@@ -166,6 +189,18 @@ POLICIES = [
         anchors=Anchors(checklist=["Pre-Deployment 2.1"]),
         config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 7,
                             "description": "Shortest recovery window allowed."}},
+        remediate=lengthen_recovery_window,
+    ),
+    resource_policy(
+        name="aws-secretsmanager-secret-require-description",
+        description="Secrets have a description of what they hold.",
+        resource_types=[SECRET],
+        validate=has_description,
+        severity=Severity.LOW,
+        remediation_steps="Set description to what the secret holds and whether the stack or an operator sets it.",
+        anchors=Anchors(compliance=["aws-secretsmanager-secret-missing-description"],
+                        checklist=["Pre-Deployment 2.1 (store secrets)"]),
+        enforcement_level=EnforcementLevel.ADVISORY,
     ),
     stack_policy(
         name="aws-secretsmanager-secret-enable-rotation",

@@ -1,9 +1,10 @@
-"""Security group rules per role (anchors section B: B3, B4, B5).
+"""Security group rules per role (anchors section B: B3, B4, B5, B6).
 
 The firewall matrix (components/security_groups.py) tags every group ``sark:role=<role>``.
 These stack rules read every ingress permission in any of its three shapes
 (``_security_groups.ingress_rules``) and check it against the role's allow-list, the app
-port's one allowed source, and the metrics port's exposure.
+port's one allowed source, the data ports' one allowed source (checklist 3.2: the databases
+and the cache accept only the application servers), and the metrics port's exposure.
 """
 
 from __future__ import annotations
@@ -93,6 +94,36 @@ def app_port_only_from_load_balancer(args: StackValidationArgs, report_violation
                              f"only the {lb_role} security group may reach it.", rule.declared_by.urn)
 
 
+DEFAULT_DATA_PORTS: dict[str, list[int]] = {"database": [5432], "timescale": [5432], "cache": [6379]}
+"""sark:role -> ports that only the app hosts may reach (PostgreSQL, TimescaleDB, Valkey)."""
+
+
+def data_ports_only_from_app(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Database and cache ports admit only the app hosts' security group: no CIDR, no other group."""
+    config = args.get_config()
+    data_ports: Mapping[str, Any] = as_map(config.get("dataPorts"))
+    app_role = str(config.get("appRole", "app"))
+    for rule in ingress_rules(args.resources):
+        group_role = role(rule.group)
+        ports = [p for p in (as_int(v) for v in as_list(data_ports.get(group_role or ""))) if p is not None]
+        port = next((p for p in ports if rule.covers(p)), None)
+        if port is None:
+            continue
+        where = rule.group.name if rule.group is not None else "a data group"
+        what = f"port {port} of {where} (sark:role={group_role})"
+        if rule.cidrs:
+            report_violation(f"'{rule.declared_by.name}' admits {', '.join(rule.cidrs)} to {what}; only the "
+                             f"{app_role} security group may reach it.", rule.declared_by.urn)
+        others = [r or "an unknown group" for r in source_roles(rule, args.resources) if r != app_role]
+        if others:
+            report_violation(f"'{rule.declared_by.name}' admits {', '.join(others)} to {what}; only the {app_role} "
+                             "security group may reach it.", rule.declared_by.urn)
+        if not rule.cidrs and not rule.source_groups and not rule.declared_by.property_dependencies.get(
+                "referencedSecurityGroupId"):
+            report_violation(f"'{rule.declared_by.name}' opens {what} without naming a source; only the {app_role} "
+                             "security group may reach it.", rule.declared_by.urn)
+
+
 def metrics_port_internal(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """The metrics port is never open to the internet nor to the load balancer."""
     config = args.get_config()
@@ -137,6 +168,23 @@ POLICIES = [
             "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
             "loadBalancerRole": {"type": "string", "default": "load-balancer",
                                  "description": "sark:role of the load balancer's group."},
+        },
+    ),
+    stack_policy(
+        name="aws-ec2-security-group-require-app-source-for-data-ports",
+        description="Database and cache ports (5432, 6379) are reachable only from the app hosts' security group.",
+        validate=data_ports_only_from_app,
+        severity=Severity.HIGH,
+        remediation_steps="Open the data port only with referenced_security_group_id = the app group; remove CIDR "
+                          "sources and other groups (operators reach the databases through the app hosts or SSM).",
+        anchors=Anchors(checkov=["CKV_AWS_277"], securityhub=["EC2.19"],
+                        checklist=["Pre-Deployment 3.2 (Restrict database access)",
+                                   "Pre-Deployment 1.2 (TimescaleDB)"]),
+        config={
+            "dataPorts": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                          "default": DEFAULT_DATA_PORTS,
+                          "description": "sark:role -> ports only the app hosts may reach."},
+            "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
         },
     ),
     stack_policy(

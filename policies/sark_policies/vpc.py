@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 
 from ._base import Anchors, resource_policy, stack_policy
@@ -31,6 +34,16 @@ def subnet_never_assigns_public_ips(args: ResourceValidationArgs, report_violati
     if as_bool(args.props.get("assignIpv6AddressOnCreation")):
         report_violation("assignIpv6AddressOnCreation is true; instances launched here would be reachable over "
                          "IPv6.", None)
+
+
+def no_public_ip_on_launch(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: stop assigning public addresses on launch (running instances keep theirs)."""
+    changed = False
+    for key in ("mapPublicIpOnLaunch", "assignIpv6AddressOnCreation"):
+        if as_bool(args.props.get(key)):
+            args.props[key] = False
+            changed = True
+    return args.props if changed else None
 
 
 def vpc_has_flow_logs(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -90,6 +103,7 @@ POLICIES = [
                           "stay private; the load balancer and NAT gateways get addresses explicitly.",
         anchors=Anchors(compliance=["aws-ec2-instance-disallow-public-ip"], trivy=["AVD-AWS-0164"],
                         securityhub=["EC2.15"], checklist=["Pre-Deployment 1.1 (private network access)"]),
+        remediate=no_public_ip_on_launch,
     ),
     stack_policy(
         name="aws-ec2-vpc-enable-flow-logs",

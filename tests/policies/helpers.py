@@ -4,6 +4,9 @@ Each call goes through the SDK's own analyzer servicer (the code path ``pulumi p
 --policy-pack`` drives): properties are marshalled into a protobuf Struct, so numbers arrive
 as floats, values marked :data:`UNKNOWN` arrive as preview unknowns and raise inside the
 proxy, and the rule's config is its schema defaults plus any overrides, as the engine sends it.
+
+:func:`remediate_resource` drives ``Remediate`` the same way, with the policy at enforcement
+level ``remediate`` (the only level at which the engine runs remediations).
 """
 
 from __future__ import annotations
@@ -70,14 +73,15 @@ def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def _servicer(policy: Policy, config: Mapping[str, Any] | None) -> _PolicyAnalyzerServicer:
+def _servicer(policy: Policy, config: Mapping[str, Any] | None,
+              level: int = proto.MANDATORY) -> _PolicyAnalyzerServicer:
     servicer = _PolicyAnalyzerServicer("sark-policies", "0.0.1", [policy], EnforcementLevel.ADVISORY)
     properties = {k: v["default"] for k, v in (policy.config_schema.properties.items() if policy.config_schema
                                                 else ()) if "default" in v}
     properties.update(config or {})
     request = proto.ConfigureAnalyzerRequest()
     request.policyConfig[policy.name].CopyFrom(proto.PolicyConfig(
-        enforcementLevel=proto.MANDATORY, properties=_struct(properties)))
+        enforcementLevel=level, properties=_struct(properties)))
     servicer.Configure(request, None)
     return servicer
 
@@ -111,6 +115,33 @@ def check_stack(policy: Policy, resources: Sequence[Res], *, config: Mapping[str
         for key, urns in resource.property_dependencies.items():
             entry.propertyDependencies[key].urns.extend(urns)
     return _collect(_servicer(policy, config).AnalyzeStack(request, None), policy, "")
+
+
+@dataclass
+class Remediated:
+    """What one ``Remediate`` call of one policy produced."""
+
+    properties: dict[str, Any] | None
+    """The rewritten inputs (numbers as floats, as the engine receives them); None if nothing changed."""
+
+    diagnostics: list[str] = field(default_factory=list)
+    """Why a remediation could not run (e.g. a value unknown during preview)."""
+
+    not_applicable: list[str] = field(default_factory=list)
+
+
+def remediate_resource(policy: Policy, type_: str, props: Mapping[str, Any], *, name: str = "subject",
+                       config: Mapping[str, Any] | None = None) -> Remediated:
+    """Run a resource policy's remediation on one resource's inputs, at enforcement level remediate."""
+    request = proto.AnalyzeRequest(type=type_, properties=_struct(props), urn=urn(type_, name), name=name)
+    response = _servicer(policy, config, level=proto.REMEDIATE).Remediate(request, None)
+    result = Remediated(properties=None, not_applicable=[n.reason for n in response.not_applicable])
+    for remediation in response.remediations:
+        if remediation.diagnostic:
+            result.diagnostics.append(remediation.diagnostic)
+        if remediation.HasField("properties"):
+            result.properties = json_format.MessageToDict(remediation.properties)
+    return result
 
 
 def by_name(policies: Sequence[Policy], name: str) -> Policy:

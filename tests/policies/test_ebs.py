@@ -169,3 +169,21 @@ def test_volume_without_backup_fails() -> None:
 ])
 def test_runs_daily(schedule: str, daily: bool) -> None:
     assert ebs.runs_daily(schedule) is daily
+
+
+# --- EBS encryption by default ----------------------------------------------------------------------------
+
+DEFAULT_ENCRYPTION = by_name(ebs.POLICIES, "aws-ebs-encryption-by-default-require-enabled")
+
+
+@pytest.mark.parametrize("props", [{"enabled": True}, {}])
+def test_default_encryption_on_passes(props: dict[str, Any]) -> None:
+    assert check_resource(DEFAULT_ENCRYPTION, ebs.ENCRYPTION_BY_DEFAULT, props).violations == []
+
+
+@pytest.mark.parametrize("value", [False, "false"])
+def test_default_encryption_off_fails(value: Any) -> None:
+    assert check_resource(DEFAULT_ENCRYPTION, ebs.ENCRYPTION_BY_DEFAULT, {"enabled": value}).messages == [
+        "enabled is false; every new volume and snapshot copy in this account and region without an explicit "
+        "encrypted flag would be stored unencrypted."]
+    assert "securityhub:EC2.7" in DEFAULT_ENCRYPTION.tags

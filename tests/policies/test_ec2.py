@@ -15,6 +15,7 @@ from tests.policies.helpers import UNKNOWN, by_name, check_resource
 
 INSTANCE = ec2.INSTANCE
 LT = ec2.LAUNCH_TEMPLATE
+LC = ec2.LAUNCH_CONFIGURATION
 CLOUD_CONFIG = "#cloud-config\nruncmd:\n  - [systemctl, enable, --now, sark.service]\n"
 
 
@@ -28,6 +29,7 @@ def instance() -> dict[str, Any]:
         "userData": CLOUD_CONFIG,
         "iamInstanceProfile": "timescale-profile",
         "disableApiTermination": True,
+        "monitoring": True,
         "tags": {"sark:role": "timescale"},
     }
 
@@ -40,6 +42,19 @@ def template() -> dict[str, Any]:
         "blockDeviceMappings": [{"deviceName": "/dev/sda1", "ebs": {"encrypted": "true", "volumeSize": 500}}],
         "userData": base64.b64encode(CLOUD_CONFIG.encode()).decode(),
         "iamInstanceProfile": {"arn": "arn:aws:iam::123456789012:instance-profile/app"},
+        "monitoring": {"enabled": True},
+    }
+
+
+def configuration() -> dict[str, Any]:
+    """A legacy launch configuration spelled the way an instance is (plus enableMonitoring)."""
+    return {
+        "imageId": "ami-0123", "instanceType": "m6i.2xlarge",
+        "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+        "associatePublicIpAddress": False,
+        "rootBlockDevice": {"encrypted": True, "volumeSize": 500},
+        "userData": CLOUD_CONFIG,
+        "iamInstanceProfile": "app-profile",
     }
 
 
@@ -47,9 +62,10 @@ def policy(kind: str, rule: str) -> Any:
     return by_name(ec2.POLICIES, f"aws-ec2-{kind}-{rule}")
 
 
-KINDS = [("instance", INSTANCE, instance), ("launchtemplate", LT, template)]
+KINDS = [("instance", INSTANCE, instance), ("launchtemplate", LT, template),
+         ("launchconfiguration", LC, configuration)]
 ALL_RESOURCE_RULES = ["require-imdsv2", "disallow-public-ip", "disallow-unencrypted-block-device",
-                      "disallow-secrets-in-user-data", "require-instance-profile"]
+                      "disallow-secrets-in-user-data", "require-instance-profile", "enable-detailed-monitoring"]
 
 
 @pytest.mark.parametrize("rule", ALL_RESOURCE_RULES)
@@ -270,3 +286,66 @@ def test_unknown_user_data_during_preview_is_advisory() -> None:
     result = check_resource(policy("launchtemplate", "disallow-secrets-in-user-data"), LT, props)
     assert result.violations == []
     assert len(result.advisories) == 1
+
+
+# --- launch configurations --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("rule", "change", "message"), [
+    ("require-imdsv2", {"metadataOptions": {"httpTokens": "optional", "httpPutResponseHopLimit": 1}},
+     "metadataOptions.httpTokens is optional; it must be 'required' (IMDSv2 only)."),
+    ("disallow-public-ip", {"associatePublicIpAddress": True}, "associatePublicIpAddress is true; it must be false."),
+    ("disallow-unencrypted-block-device", {"rootBlockDevice": {"encrypted": False}},
+     "rootBlockDevice.encrypted is not true."),
+    ("disallow-secrets-in-user-data", {"userData": "export VALKEY_PASSWORD=hunter22\n"},
+     "userData contains literal values for VALKEY_PASSWORD; hosts must read secrets from Secrets Manager at start."),
+    ("require-instance-profile", {"iamInstanceProfile": ""},
+     "iamInstanceProfile is not set; the host cannot be managed through SSM or read its configuration."),
+    ("enable-detailed-monitoring", {"enableMonitoring": False},
+     "enableMonitoring is false; instances would report metrics every 5 minutes only."),
+])
+def test_launch_configuration_one_change_one_message(rule: str, change: dict[str, Any], message: str) -> None:
+    assert check_resource(policy("launchconfiguration", rule), LC, {**configuration(), **change}).messages == [message]
+
+
+def test_launch_configuration_rules_carry_their_anchors() -> None:
+    assert "trivy:AVD-AWS-0130" in policy("launchconfiguration", "require-imdsv2").tags
+    assert "trivy:AVD-AWS-0009" in policy("launchconfiguration", "disallow-public-ip").tags
+
+
+# --- detailed monitoring ----------------------------------------------------------------------
+
+def test_instance_without_detailed_monitoring_is_advisory() -> None:
+    bad = instance()
+    del bad["monitoring"]
+    rule = policy("instance", "enable-detailed-monitoring")
+    assert check_resource(rule, INSTANCE, bad).messages == [
+        "monitoring is not true; the instance would report metrics every 5 minutes only."]
+    assert rule.enforcement_level == EnforcementLevel.ADVISORY
+
+
+def test_launch_template_without_detailed_monitoring_fails() -> None:
+    bad = template()
+    bad["monitoring"] = {"enabled": "false"}
+    assert check_resource(policy("launchtemplate", "enable-detailed-monitoring"), LT, bad).messages == [
+        "monitoring.enabled is not true; instances would report metrics every 5 minutes only."]
+
+
+# --- account-wide metadata defaults -----------------------------------------------------------
+
+DEFAULTS = by_name(ec2.POLICIES, "aws-ec2-instance-metadata-defaults-require-imdsv2")
+
+
+def test_metadata_defaults_requiring_tokens_pass() -> None:
+    props = {"httpTokens": "required", "httpPutResponseHopLimit": -1, "httpEndpoint": "enabled"}
+    assert check_resource(DEFAULTS, ec2.METADATA_DEFAULTS, props).violations == []
+
+
+@pytest.mark.parametrize(("props", "messages"), [
+    ({"httpTokens": "optional"}, ["httpTokens is optional; account defaults must be 'required' (IMDSv2 only)."]),
+    ({}, ["httpTokens is not set (no-preference: each AMI decides); account defaults must be 'required' (IMDSv2 "
+          "only)."]),
+    ({"httpTokens": "required", "httpPutResponseHopLimit": 3},
+     ["httpPutResponseHopLimit is 3; it must be at most 1."]),
+])
+def test_metadata_defaults_undercutting_imdsv2_fail(props: dict[str, Any], messages: list[str]) -> None:
+    assert check_resource(DEFAULTS, ec2.METADATA_DEFAULTS, props).messages == messages

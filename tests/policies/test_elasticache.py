@@ -76,7 +76,7 @@ def test_compliant_group_passes_every_resource_rule(policy: str) -> None:
     ("aws-elasticache-replication-group-configure-engine-version", {"engineVersion": "6.2"}, (),
      "engineVersion 6.2 is valkey 6; it must be 7 or newer."),
     ("aws-elasticache-replication-group-configure-engine-version", {"engine": "memcached"}, (),
-     "engine is memcached; SARK needs valkey or redis."),
+     "engine is memcached; it must be one of valkey, redis."),
     ("aws-elasticache-replication-group-configure-engine-version", {}, ("engineVersion",),
      "engineVersion is not set; pin valkey 7 or newer."),
     ("aws-elasticache-replication-group-enable-auto-minor-version-upgrade", {"autoMinorVersionUpgrade": "false"}, (),
@@ -162,3 +162,80 @@ def test_generated_token_passes_and_literal_fails() -> None:
 
 def test_group_without_token_is_left_to_the_auth_rule() -> None:
     assert check_stack(TOKEN, [Res(elasticache.REPLICATION_GROUP, "c", {"userGroupIds": ["u"]})]).violations == []
+
+
+# --- standalone clusters and serverless caches --------------------------------------------------------
+
+CLUSTER = elasticache.CLUSTER
+SERVERLESS = elasticache.SERVERLESS_CACHE
+MEMCACHED: dict[str, Any] = {"engine": "memcached", "engineVersion": "1.6.22", "nodeType": "cache.t4g.small",
+                             "numCacheNodes": 2, "transitEncryptionEnabled": True, "autoMinorVersionUpgrade": True,
+                             "subnetGroupName": "sark-cache-subnets"}
+SERVERLESS_VALKEY: dict[str, Any] = {"engine": "valkey", "majorEngineVersion": "7", "kmsKeyId": KEY,
+                                     "snapshotRetentionLimit": 30, "dailySnapshotTime": "03:00",
+                                     "subnetIds": ["subnet-1", "subnet-2"]}
+CLUSTER_RULES = [p for p in elasticache.POLICIES if p.name.startswith("aws-elasticache-cluster-")]
+SERVERLESS_RULES = [p for p in elasticache.POLICIES if p.name.startswith("aws-elasticache-serverless-cache-")]
+
+
+@pytest.mark.parametrize("policy", [p for p in CLUSTER_RULES if not p.name.endswith("engine-version")],
+                         ids=lambda p: p.name)
+def test_tls_memcached_cluster_passes(policy: Any) -> None:
+    assert check_resource(policy, CLUSTER, MEMCACHED).violations == []
+
+
+def test_cluster_engine_version_passes_for_valkey_7() -> None:
+    policy = by_name(elasticache.POLICIES, "aws-elasticache-cluster-configure-engine-version")
+    assert check_resource(policy, CLUSTER, {**MEMCACHED, "engine": "valkey", "engineVersion": "7.2"}).violations == []
+
+
+@pytest.mark.parametrize("policy", CLUSTER_RULES, ids=lambda p: p.name)
+def test_replication_group_member_follows_its_group(policy: Any) -> None:
+    member = {"replicationGroupId": "sark-cache", "engine": "valkey", "autoMinorVersionUpgrade": False}
+    assert check_resource(policy, CLUSTER, member).violations == []
+
+
+@pytest.mark.parametrize(("name", "props", "message"), [
+    ("aws-elasticache-cluster-disallow-standalone-redis", {"engine": "redis"},
+     "A standalone redis cluster cannot encrypt data at rest or require AUTH; create an "
+     "aws.elasticache.ReplicationGroup (one node is enough) instead."),
+    ("aws-elasticache-cluster-require-transit-encryption", {"transitEncryptionEnabled": False},
+     "transitEncryptionEnabled is not true; clients and replication would talk in plain text."),
+    ("aws-elasticache-cluster-configure-snapshot-retention",
+     {"engine": "valkey", "snapshotRetentionLimit": 5, "snapshotWindow": "03:00-04:00"},
+     "snapshotRetentionLimit is 5 days; it must be at least 30 days."),
+    ("aws-elasticache-cluster-enable-auto-minor-version-upgrade", {"autoMinorVersionUpgrade": False},
+     "autoMinorVersionUpgrade is false; engine security fixes would not be applied."),
+    ("aws-elasticache-cluster-disallow-default-subnet-group", {"subnetGroupName": "default"},
+     "subnetGroupName is default; use a subnet group over the stack's data subnets."),
+    ("aws-elasticache-cluster-configure-engine-version", {},
+     "engine is memcached; it must be one of valkey, redis."),
+])
+def test_cluster_one_change_one_message(name: str, props: dict[str, Any], message: str) -> None:
+    assert check_resource(by_name(elasticache.POLICIES, name), CLUSTER, {**MEMCACHED, **props}).messages == [message]
+
+
+def test_memcached_has_no_snapshots_to_keep() -> None:
+    policy = by_name(elasticache.POLICIES, "aws-elasticache-cluster-configure-snapshot-retention")
+    assert check_resource(policy, CLUSTER, MEMCACHED).violations == []
+
+
+@pytest.mark.parametrize("policy", SERVERLESS_RULES, ids=lambda p: p.name)
+def test_serverless_valkey_passes(policy: Any) -> None:
+    assert check_resource(policy, SERVERLESS, SERVERLESS_VALKEY).violations == []
+
+
+@pytest.mark.parametrize(("name", "changes", "drop", "message"), [
+    ("aws-elasticache-serverless-cache-configure-customer-managed-key", {}, ("kmsKeyId",),
+     "kmsKeyId is not set; data at rest would use an AWS-owned key, not the stack's customer-managed key."),
+    ("aws-elasticache-serverless-cache-configure-snapshot-retention", {}, ("snapshotRetentionLimit",),
+     "snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least 30 days."),
+    ("aws-elasticache-serverless-cache-configure-snapshot-retention", {"snapshotRetentionLimit": 14}, (),
+     "snapshotRetentionLimit is 14 days; it must be at least 30 days."),
+    ("aws-elasticache-serverless-cache-configure-engine-version", {"majorEngineVersion": "6"}, (),
+     "majorEngineVersion 6 is valkey 6; it must be 7 or newer."),
+])
+def test_serverless_one_change_one_message(name: str, changes: dict[str, Any], drop: tuple[str, ...],
+                                           message: str) -> None:
+    props = {k: v for k, v in {**SERVERLESS_VALKEY, **changes}.items() if k not in drop}
+    assert check_resource(by_name(elasticache.POLICIES, name), SERVERLESS, props).messages == [message]

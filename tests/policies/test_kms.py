@@ -18,7 +18,8 @@ COMPLIANT: dict[str, Any] = {"description": "SARK stack data key", "enableKeyRot
 
 
 def test_metadata() -> None:
-    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in kms.POLICIES)
+    advisory = [p.name for p in kms.POLICIES if p.enforcement_level != EnforcementLevel.MANDATORY]
+    assert advisory == ["aws-kms-key-require-description"]
     assert LOCKOUT.severity == Severity.CRITICAL
     assert "securityhub:KMS.4" in ROTATION.tags
 
@@ -52,3 +53,14 @@ def test_deletion_window_minimum_from_config_and_default_window() -> None:
                           config={"minDays": 7}).violations == []
     unset = {k: v for k, v in COMPLIANT.items() if k != "deletionWindowInDays"}
     assert check_resource(WINDOW, kms.KEY, unset).violations == []  # KMS's default is 30 days
+
+
+DESCRIPTION = by_name(kms.POLICIES, "aws-kms-key-require-description")
+
+
+def test_key_without_description_is_advisory() -> None:
+    props = {k: v for k, v in COMPLIANT.items() if k != "description"}
+    assert check_resource(DESCRIPTION, kms.KEY, props).messages == [
+        "description is not set; say what the key encrypts (an unexplained key is the one someone schedules for "
+        "deletion)."]
+    assert DESCRIPTION.enforcement_level == EnforcementLevel.ADVISORY

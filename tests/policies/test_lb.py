@@ -304,3 +304,29 @@ def test_public_alb_without_waf_is_reported() -> None:
     assert check_stack(WAF, [balancer]).violations == [
         (balancer.urn, "Load balancer 'alb' is internet-facing without a WAF web ACL.")]
     assert WAF.enforcement_level == EnforcementLevel.ADVISORY
+
+
+def test_waf_classic_regional_association_counts() -> None:
+    balancer = Res(LOAD_BALANCER, "alb", alb() | {"arn": "arn:alb"})
+    association = Res("aws:wafregional/webAclAssociation:WebAclAssociation", "waf-classic",
+                      {"webAclId": "acl-1"}, property_dependencies={"resourceArn": [balancer.urn]})
+    assert check_stack(WAF, [balancer, association]).violations == []
+
+
+def test_internal_alb_needs_no_waf() -> None:
+    balancer = Res(LOAD_BALANCER, "internal-alb", alb() | {"arn": "arn:alb", "internal": True})
+    assert check_stack(WAF, [balancer]).violations == []
+
+
+# --- thresholds from config ----------------------------------------------------------------------
+
+def test_desync_modes_come_from_config() -> None:
+    props = alb() | {"desyncMitigationMode": "defensive"}
+    assert check_resource(DESYNC, LOAD_BALANCER, props, config={"allowedModes": ["strictest"]}).messages == [
+        "desyncMitigationMode is 'defensive'; it must be 'strictest'."]
+
+
+def test_frame_options_come_from_config() -> None:
+    props = https() | {"routingHttpResponseXFrameOptionsHeaderValue": "SAMEORIGIN"}
+    assert check_resource(HEADERS, LISTENER, props, config={"allowedFrameOptions": ["DENY"]}).messages == [
+        "routingHttpResponseXFrameOptionsHeaderValue is not DENY."]

@@ -78,7 +78,7 @@ def test_compliant_instance_passes_every_resource_rule(policy: str) -> None:
      "finalSnapshotIdentifier is not set; RDS cannot take the final snapshot without a name."),
     ("aws-rds-instance-configure-engine-version", {"engineVersion": "13.4"}, (),
      "engineVersion 13.4 is PostgreSQL 13; it must be 14 or newer."),
-    ("aws-rds-instance-configure-engine-version", {"engine": "mysql"}, (), "engine is mysql; SARK needs postgres."),
+    ("aws-rds-instance-configure-engine-version", {"engine": "mysql"}, (), "engine is mysql; it must be postgres."),
     ("aws-rds-instance-configure-engine-version", {}, ("engineVersion",),
      "engineVersion is not set; pin PostgreSQL 14 or newer."),
     ("aws-rds-instance-configure-engine-version", {"engineVersion": "latest"}, (),

@@ -133,3 +133,84 @@ def test_versioning_suspended_is_advisory() -> None:
         "status": "Suspended"})))
     assert result.messages == ["Bucket 'logs' does not have versioning enabled."]
     assert VERSIONING.enforcement_level == EnforcementLevel.ADVISORY
+
+
+# --- public ACLs -------------------------------------------------------------------------------
+
+ACL = by_name(s3.POLICIES, "aws-s3-bucket-disallow-public-acl")
+LOGGING = by_name(s3.POLICIES, "aws-s3-bucket-enable-access-logging")
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def test_canned_public_acl_on_the_bucket_fails() -> None:
+    resources = stack()
+    resources[0].props = {**resources[0].props, "acl": "public-read"}
+    assert check_stack(ACL, resources).violations == [
+        (resources[0].urn, "Bucket 'logs' has the canned ACL public-read; objects would be readable outside the "
+                           "account.")]
+
+
+def test_public_grant_in_a_bucket_acl_resource_fails() -> None:
+    resources = stack()
+    acl = Res(s3.ACL[1], "logs-acl", {"bucket": "sark-logs", "accessControlPolicy": {
+        "owner": {"id": "owner"}, "grants": [{"permission": "READ", "grantee": {"type": "Group", "uri": ALL_USERS}}]}},
+        property_dependencies={"bucket": [resources[0].urn]})
+    assert check_stack(ACL, [*resources, acl]).violations == [
+        (acl.urn, "Bucket 'logs' grants access to AllUsers in its ACL.")]
+
+
+def test_legacy_inline_grant_fails() -> None:
+    resources = stack()
+    resources[0].props = {**resources[0].props, "grants": [{"type": "Group", "uri": ALL_USERS,
+                                                            "permissions": ["READ"]}]}
+    assert check_stack(ACL, resources).messages == ["Bucket 'logs' grants access to AllUsers in its ACL."]
+
+
+def test_log_delivery_acl_is_not_public() -> None:
+    resources = stack()
+    resources[0].props = {**resources[0].props, "acl": "log-delivery-write"}
+    assert check_stack(ACL, resources).violations == []
+
+
+# --- access logging ----------------------------------------------------------------------------
+
+def _data_bucket(**props: Any) -> Res:
+    return Res(BUCKET, "data", {"bucket": "sark-data", "id": "sark-data", "arn": "arn:aws:s3:::sark-data", **props})
+
+
+def test_bucket_without_access_logging_is_reported() -> None:
+    data = _data_bucket()
+    assert check_stack(LOGGING, [*stack(), data]).violations == [
+        (data.urn, "Bucket 'data' does not log requests (no aws.s3.BucketLogging); access to its objects could not be "
+                   "audited.")]
+    assert LOGGING.enforcement_level == EnforcementLevel.ADVISORY
+
+
+def test_bucket_logging_side_resource_passes_and_marks_the_target() -> None:
+    data = _data_bucket()
+    logging = Res(s3.LOGGING[0], "data-logging", {"bucket": "sark-data", "targetBucket": "sark-audit-logs"},
+                  property_dependencies={"bucket": [data.urn]})
+    target = Res(BUCKET, "audit-logs", {"bucket": "sark-audit-logs", "id": "sark-audit-logs"})
+    assert check_stack(LOGGING, [data, logging, target]).violations == []
+
+
+def test_legacy_inline_logging_passes() -> None:
+    data = _data_bucket(logging={"targetBucket": "sark-logs", "targetPrefix": "s3/"})
+    assert check_stack(LOGGING, [*stack(), data]).violations == []
+
+
+# --- legacy inline settings --------------------------------------------------------------------
+
+def test_legacy_inline_versioning_and_lifecycle_count() -> None:
+    resources = [r for r in stack() if r.name not in ("logs-lifecycle", "logs-versioning")]
+    resources[0].props = {**resources[0].props, "versioning": {"enabled": True},
+                          "lifecycleRules": [{"enabled": True, "expiration": {"days": 90}}]}
+    assert check_stack(VERSIONING, resources).violations == []
+    assert check_stack(RETENTION, resources).violations == []
+
+
+def test_legacy_inline_lifecycle_too_short_fails() -> None:
+    resources = [r for r in stack() if r.name != "logs-lifecycle"]
+    resources[0].props = {**resources[0].props, "lifecycleRules": [{"enabled": True, "expiration": {"days": 14}}]}
+    assert check_stack(RETENTION, resources).messages == [
+        "Log bucket 'logs' expires objects after 14 days; it must keep them at least 30 days."]

@@ -18,7 +18,8 @@ VALUES = by_name(sm.POLICIES, "aws-secretsmanager-secret-version-require-generat
 
 
 def test_metadata() -> None:
-    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in sm.POLICIES)
+    advisory = [p.name for p in sm.POLICIES if p.enforcement_level != EnforcementLevel.MANDATORY]
+    assert advisory == ["aws-secretsmanager-secret-require-description"]
     assert "securityhub:SecretsManager.4" in ROTATION.tags
     assert all(p.remediation_steps for p in sm.POLICIES)
 
@@ -181,3 +182,17 @@ def test_version_with_a_literal_value_fails() -> None:
          "Secret version 'splunk-version' stores a literal or stack-config value in secretString; generate it "
          "(random.RandomPassword) or create the secret empty and let an operator put the value in (aws "
          "secretsmanager put-secret-value).")]
+
+
+DESCRIPTION = by_name(sm.POLICIES, "aws-secretsmanager-secret-require-description")
+
+
+def test_described_secret_passes() -> None:
+    props = {"name": "sark/SECRET_KEY", "kmsKeyId": KEY, "description": "SARK JWT signing key (SECRET_KEY)"}
+    assert check_resource(DESCRIPTION, sm.SECRET, props).violations == []
+
+
+def test_secret_without_description_is_advisory() -> None:
+    assert check_resource(DESCRIPTION, sm.SECRET, {"name": "sark/SECRET_KEY", "kmsKeyId": KEY}).messages == [
+        "description is not set; say what the secret holds and how its value gets there."]
+    assert DESCRIPTION.enforcement_level == EnforcementLevel.ADVISORY

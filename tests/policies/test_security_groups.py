@@ -164,3 +164,44 @@ def test_metrics_from_the_load_balancer_fails() -> None:
     assert check_stack(METRICS, resources).messages == [
         "'app-metrics-lb' lets the load-balancer security group reach metrics port 9090 on app-sg; metrics must not "
         "be served through the load balancer."]
+
+
+# --- data ports ------------------------------------------------------------------------------
+
+DATA = by_name(security_groups.POLICIES, "aws-ec2-security-group-require-app-source-for-data-ports")
+
+
+def test_database_port_from_a_cidr_fails() -> None:
+    resources = matrix()
+    resources.append(rule("db-from-vpc", by(resources, "database-sg"), 5432, cidr="10.40.0.0/16"))
+    assert check_stack(DATA, resources).violations == [
+        (urn(VPC_RULE, "db-from-vpc"), "'db-from-vpc' admits 10.40.0.0/16 to port 5432 of database-sg "
+                                       "(sark:role=database); only the app security group may reach it.")]
+
+
+def test_timescale_port_from_the_load_balancer_fails() -> None:
+    resources = matrix()
+    resources.append(rule("ts-from-lb", by(resources, "timescale-sg"), 5432, source=by(resources, "load-balancer-sg")))
+    assert check_stack(DATA, resources).messages == [
+        "'ts-from-lb' admits load-balancer to port 5432 of timescale-sg (sark:role=timescale); only the app "
+        "security group may reach it."]
+
+
+def test_cache_port_opened_by_a_range_without_source_fails() -> None:
+    resources = matrix()
+    resources.append(rule("cache-range", by(resources, "cache-sg"), 6000, to_port=7000))
+    assert check_stack(DATA, resources).messages == [
+        "'cache-range' opens port 6379 of cache-sg (sark:role=cache) without naming a source; only the app "
+        "security group may reach it."]
+
+
+def test_timescale_ssh_from_admin_cidr_is_not_a_data_port() -> None:
+    resources = matrix()
+    assert any(r.name == "ts-ssh" for r in resources)
+    assert check_stack(DATA, resources).violations == []
+
+
+def test_data_ports_come_from_config() -> None:
+    resources = matrix()
+    resources.append(rule("db-from-vpc", by(resources, "database-sg"), 5432, cidr="10.40.0.0/16"))
+    assert check_stack(DATA, resources, config={"dataPorts": {"cache": [6379]}}).violations == []
