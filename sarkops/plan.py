@@ -8,6 +8,11 @@ the resource tree and violations (or ``--json``). Exit status: 0 no mandatory vi
 Secrets never reach the output: values marked secret print as ``[secret]``, and any secret
 text that turns up inside another string (a policy message, a plain input built from a secret)
 is replaced by ``[secret]`` as well.
+
+Exemptions are never silent: both reports list every exemption of the effective policy-pack
+config (pack, policy, resource, reason, and the resources it matched), mark the
+not-applicable results that exemptions caused, and warn about an exemption that names no
+resource of the stack.
 """
 
 from __future__ import annotations
@@ -223,13 +228,14 @@ def to_json(result: PlanResult) -> dict[str, Any]:
             "pack": v.pack, "policy": v.policy, "enforcementLevel": v.enforcement_level, "severity": v.severity,
             "urn": v.urn, "message": v.message,
         } for v in _ordered_violations(result)],
-        "notApplicable": [{"pack": n.pack, "policy": n.policy, "urn": n.urn, "reason": n.reason}
-                          for n in report.not_applicable],
+        "notApplicable": [{"pack": n.pack, "policy": n.policy, "urn": n.urn, "reason": n.reason,
+                           "exemption": n.exemption} for n in report.not_applicable],
         "remediations": [{
             "pack": m.pack, "policy": m.policy, "urn": m.urn,
             "changed": {k: {"before": masked(b), "after": masked(a)} for k, (b, a) in m.changed.items()},
         } for m in report.remediations],
-        "exemptions": [{"pack": p, "policy": n, "resource": r, "reason": why} for p, n, r, why in report.exemptions()],
+        "exemptions": [{"pack": e.pack, "policy": e.policy, "resource": e.resource, "reason": e.reason,
+                        "matches": list(e.matches)} for e in report.exemptions],
         "policyPacks": [{
             "name": pack.name, "version": pack.version, "dir": str(pack.dir),
             "policies": {name: {"enforcementLevel": entry["enforcementLevel"],
@@ -321,11 +327,14 @@ def render_text(result: PlanResult) -> str:
 
     if report.not_applicable:
         lines += ["", f"Not applicable ({len(report.not_applicable)}):"]
-        lines += [f"  {n.policy} on {_resource_label(n.urn)}: {_one_line(n.reason)}" for n in report.not_applicable]
-    exemptions = report.exemptions()
-    if exemptions:
-        lines += ["", f"Exemptions configured ({len(exemptions)}):"]
-        lines += [f"  {policy}: {resource}: {_one_line(reason)}" for _, policy, resource, reason in exemptions]
+        lines += [f"  {n.policy} on {_resource_label(n.urn)}: {_one_line(n.reason)}"
+                  + (" [exemption]" if n.exemption else "") for n in report.not_applicable]
+    if report.exemptions:
+        lines += ["", f"Exemptions configured ({len(report.exemptions)}):"]
+        for exemption in report.exemptions:
+            names = ", ".join(_resource_label(urn) for urn in exemption.matches) or \
+                f"{exemption.resource} (names NO resource of this stack)"
+            lines.append(f"  {exemption.pack}: {exemption.policy} on {names}: {_one_line(exemption.reason)}")
 
     if rec.outputs:
         lines += ["", "Outputs:"]

@@ -20,10 +20,19 @@ the requests the engine would send:
 Properties travel as protobuf Structs, so policies see exactly what they would see under the
 engine: numbers as floats, secrets unwrapped (``Remediate`` gets them proxied), and preview
 unknowns raising inside the proxy (reported as advisory "can't run policy ... during preview").
+
+Exemptions (the SARK pack's convention, also usable by any pack): a policy's config may list
+``{"resource": <logical name or URN>, "reason": ...}`` entries under ``exemptions``. The report
+lists every entry of the effective config (:attr:`PolicyReport.exemptions`) with the resources
+it names, marks the not-applicable results an exemption caused, and warns about an entry that
+names no resource of the stack: a typo would otherwise exempt nothing, silently. It is a
+warning, not an error, because one config file is often shared by several stacks whose
+resource names differ.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -31,9 +40,9 @@ import re
 import runpy
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LEVELS",
+    "Exemption",
     "LoadedPack",
     "NotApplicable",
     "PolicyInfo",
@@ -54,6 +64,7 @@ __all__ = [
     "Remediation",
     "Violation",
     "check_pack_config",
+    "configured_exemptions",
     "effective_config",
     "evaluate",
     "load_pack",
@@ -99,6 +110,21 @@ class NotApplicable:
     urn: str
     """The resource for resource policies, ``""`` for stack policies."""
     reason: str
+    exemption: bool = False
+    """True if a configured exemption (see :class:`Exemption`) made the policy not applicable."""
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """One ``exemptions`` entry of a policy's effective config."""
+
+    pack: str
+    policy: str
+    resource: str
+    """The logical name or URN the entry names."""
+    reason: str
+    matches: tuple[str, ...] = ()
+    """URNs of the stack's resources it names; empty if it names none (a typo, or another stack's resource)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +184,8 @@ class PolicyReport:
     """URN -> inputs after remediation (only resources a remediation changed)."""
     warnings: list[str] = field(default_factory=list)
     """Pack set-ups that behave differently from what they seem to say."""
+    exemptions: list[Exemption] = field(default_factory=list)
+    """Every ``exemptions`` entry of the effective configs, pack by pack, in config order."""
 
     def at_level(self, level: str) -> list[Violation]:
         """Violations of one enforcement level."""
@@ -168,19 +196,10 @@ class PolicyReport:
         """Violations that fail the plan."""
         return self.at_level("mandatory")
 
-    def exemptions(self) -> list[tuple[str, str, str, str]]:
-        """``(pack, policy, resource, reason)`` for every ``exemptions`` entry in the effective config.
-
-        The SARK pack's convention: a rule's config may list ``{"resource", "reason"}`` pairs it
-        does not apply to; reports list them all so no exemption passes unseen.
-        """
-        found = []
-        for pack, policies in self.config.items():
-            for policy, config in policies.items():
-                for entry in config.get("properties", {}).get("exemptions") or []:
-                    if isinstance(entry, Mapping):
-                        found.append((pack, policy, str(entry.get("resource", "")), str(entry.get("reason", ""))))
-        return found
+    @property
+    def exempted(self) -> list[NotApplicable]:
+        """The not-applicable results that configured exemptions caused."""
+        return [n for n in self.not_applicable if n.exemption]
 
 
 # --------------------------------------------------------------------------------------
@@ -638,16 +657,43 @@ class _MemoJsonFormat:
         return getattr(self._real, name)
 
 
+class _MemoDeserialize:
+    """Stands in for ``deserialize_properties`` inside ``pulumi_policy.policy`` during one evaluation.
+
+    After the ``MessageToDict`` memo, the servicer still rebuilds every resource's properties
+    once per stack policy. Sharing one result is safe where the servicer wraps it in
+    ``unknown_checking_proxy``, which copies every mapping and list it wraps, so no policy can
+    change what the next one sees. ``Remediate`` (``proxy_secrets=True``) hands the result to
+    remediations that rewrite it in place, so that path is never shared.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._memo: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, props: Any, proxy_secrets: bool = False) -> Any:
+        if proxy_secrets:
+            return self._real(props, proxy_secrets)
+        hit = self._memo.get(id(props))
+        if hit is None or hit[0] is not props:
+            hit = (props, self._real(props))
+            self._memo[id(props)] = hit
+        return hit[1]
+
+
 @contextmanager
 def _memoized_conversions() -> Iterator[None]:
     import pulumi_policy.policy as policy_module
 
     real = policy_module.json_format
+    real_deserialize = policy_module.deserialize_properties
     policy_module.json_format = _MemoJsonFormat(real)  # type: ignore[assignment]
+    policy_module.deserialize_properties = _MemoDeserialize(real_deserialize)  # type: ignore[assignment]
     try:
         yield
     finally:
         policy_module.json_format = real
+        policy_module.deserialize_properties = real_deserialize
 
 
 def _call(pack: LoadedPack, method: Any, request: Any, urn: str) -> Any:
@@ -680,11 +726,12 @@ def _not_applicable(pack: LoadedPack, response: Any, urn: str) -> list[NotApplic
 class _Evaluation:
     """One evaluation: the packs' servicers plus the state the steps pass along."""
 
-    def __init__(self, recording: Recording, config: Mapping[str, str]) -> None:
+    def __init__(self, recording: Recording, config: Mapping[str, str],
+                 analyze_only: Collection[str] | None = None) -> None:
         self.recording = recording
         self.report = PolicyReport()
         self.providers = _Providers(recording, config)
-        self.custom = [r for r in recording.resources if r.custom]
+        self.custom = [r for r in recording.resources if r.custom and (analyze_only is None or r.urn in analyze_only)]
         self.inputs: dict[str, dict[str, Any]] = {r.urn: r.inputs for r in self.custom}
         self.servicers: list[tuple[LoadedPack, Any, dict[str, PolicyInfo]]] = []
         self._configure_requests: dict[str, Any] = {}
@@ -816,12 +863,45 @@ class _Evaluation:
         return outputs
 
 
+def configured_exemptions(config: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                          recording: Recording) -> list[Exemption]:
+    """Every ``exemptions`` entry of the effective ``config`` (pack -> policy -> entry), with its matches."""
+    by_name: dict[str, list[str]] = {f"{recording.project}-{recording.stack}": [recording.stack_urn]}
+    for resource in recording.resources:
+        by_name.setdefault(resource.name, []).append(resource.urn)
+    urns = {r.urn for r in recording.resources} | {recording.stack_urn}
+    found = []
+    for pack, policies in config.items():
+        for policy, entry in policies.items():
+            for item in entry.get("properties", {}).get("exemptions") or []:
+                if not isinstance(item, Mapping):
+                    continue
+                resource = str(item.get("resource", ""))
+                matches = tuple(by_name.get(resource, [resource] if resource in urns else []))
+                found.append(Exemption(pack, policy, resource, str(item.get("reason", "")), matches))
+    return found
+
+
+def _mark_exemptions(report: PolicyReport) -> None:
+    """Flag the not-applicable results exemptions caused; warn about exemptions that match nothing."""
+    exempted = {(e.pack, e.policy, urn) for e in report.exemptions for urn in e.matches}
+    report.not_applicable = [replace(n, exemption=True) if (n.pack, n.policy, n.urn) in exempted else n
+                             for n in report.not_applicable]
+    for exemption in report.exemptions:
+        if not exemption.matches:
+            report.warnings.append(
+                f"policy pack {exemption.pack!r}: the exemption of {exemption.resource!r} from {exemption.policy!r} "
+                "names no resource of this stack (by logical name or URN), so it exempts nothing; fix the name or "
+                "remove the entry")
+
+
 def evaluate(
     recording: Recording,
     packs: Sequence[LoadedPack],
     pack_configs: Sequence[Mapping[str, Any] | None] = (),
     *,
     config: Mapping[str, str] | None = None,
+    analyze_only: Collection[str] | None = None,
 ) -> PolicyReport:
     """Run every pack over ``recording`` the way ``pulumi preview --policy-pack`` would.
 
@@ -829,13 +909,28 @@ def evaluate(
         (missing entries mean no config).
     :param config: the stack config map; the ``<package>:`` keys become the properties of the
         default providers the policies see.
+    :param analyze_only: URNs of the custom resources to send to ``Remediate`` and ``Analyze``
+        (default: all). For a caller that already has every other resource's result, such as a
+        suite re-evaluating variants of one recording that differ in a resource or two; stack
+        policies always see the whole stack.
     :raises PolicyPackError: invalid pack config, or a policy raised an exception.
     """
-    evaluation = _Evaluation(recording, config or {})
+    evaluation = _Evaluation(recording, config or {}, analyze_only)
     for index, pack in enumerate(packs):
         evaluation.configure(pack, pack_configs[index] if index < len(pack_configs) else None)
-    with _memoized_conversions():
-        evaluation.remediate()
-        evaluation.analyze()
-        evaluation.analyze_stack()
-    return evaluation.report
+    # The servicer allocates hundreds of thousands of short-lived proxies; each full garbage
+    # collection would also walk every object already alive (the SDKs, the recording), which
+    # cost more than the policies themselves. Freezing those for the evaluation leaves the
+    # collector only the new objects.
+    gc.freeze()
+    try:
+        with _memoized_conversions():
+            evaluation.remediate()
+            evaluation.analyze()
+            evaluation.analyze_stack()
+    finally:
+        gc.unfreeze()
+    report = evaluation.report
+    report.exemptions = configured_exemptions(report.config, recording)
+    _mark_exemptions(report)
+    return report
