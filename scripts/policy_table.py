@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "policies" / "README.md"
@@ -23,15 +24,38 @@ def _short(token: str) -> str:
     return parts[1] if len(parts) == 3 else token
 
 
+_MAX_INLINE = 4  # longer lists and objects are named, not spelled out, in the table
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list) and len(value) <= _MAX_INLINE and all(not isinstance(v, dict | list) for v in value):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, dict | list):
+        return "(see schema)"
+    return str(value)
+
+
+def _config(schema: Any) -> str:
+    """The rule's thresholds with their defaults; ``exemptions`` is on every rule and left out."""
+    properties = schema.properties if schema is not None else {}
+    items = [f"`{key}`={_value(spec['default'])}" if "default" in spec else f"`{key}`"
+             for key, spec in properties.items() if key != "exemptions"]
+    return "<br>".join(items) or "none"
+
+
 def render() -> str:
     """The rule table as Markdown, one row per policy of the pack, sorted by name."""
     sys.path.insert(0, str(ROOT / "policies"))
+    from pulumi_policy import ResourceValidationPolicy
+
     from sark_policies import POLICIES
     from sark_policies._base import RESOURCE_TYPES
 
     rows = [
-        "| Rule | Resource types | What it checks | Level | Severity | Anchors |",
-        "|---|---|---|---|---|---|",
+        "| Rule | Resource types | What it checks | Level | Severity | Config (defaults) | Remediation | Anchors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for policy in sorted(POLICIES, key=lambda p: p.name):
         types = RESOURCE_TYPES.get(policy.name, ())
@@ -39,7 +63,9 @@ def render() -> str:
         level = policy.enforcement_level.value if policy.enforcement_level else "advisory"
         severity = policy.severity.value if policy.severity else ""
         anchors = ", ".join(policy.tags or []) or "none (checklist-only)"
-        rows.append(f"| `{policy.name}` | {kinds} | {policy.description} | {level} | {severity} | {anchors} |")
+        fixes = "yes" if isinstance(policy, ResourceValidationPolicy) and policy.has_remediation() else "no"
+        rows.append(f"| `{policy.name}` | {kinds} | {policy.description} | {level} | {severity} | "
+                    f"{_config(policy.config_schema)} | {fixes} | {anchors} |")
     return "\n".join(rows)
 
 

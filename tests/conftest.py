@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sarkops.harness import Recording, run_program
+
+if TYPE_CHECKING:
+    from sarkops.plan import PlanResult
 
 PROJECT = "sark-infra"
 STACK = "test"
@@ -44,3 +48,37 @@ def record_program(
 def record() -> Callable[..., Recording]:
     """:func:`record_program`, as a fixture."""
     return record_program
+
+
+MUTATIONS = pytest.StashKey[dict[str, bool]]()
+"""tests/test_mutations.py records each mutation's id -> caught here; the summary prints the tally."""
+
+MUTATION_SUITE_SIZE = pytest.StashKey[int]()
+"""How many mutations tests/test_mutations.py defines (so a partial run says what it left out)."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """``mutation suite: caught N of M security-relevant mutations``, when the suite ran."""
+    results = config.stash.get(MUTATIONS, {})
+    if not results:
+        return
+    caught = sum(results.values())
+    line = f"mutation suite: caught {caught} of {len(results)} security-relevant mutations"
+    size = config.stash.get(MUTATION_SUITE_SIZE, len(results))
+    if size > len(results):
+        line += f" ({size - len(results)} more defined but not run)"
+    missed = sorted(name for name, ok in results.items() if not ok)
+    terminalreporter.write_sep("-", "mutation suite")
+    terminalreporter.write_line(line)
+    if missed:
+        terminalreporter.write_line(f"not caught: {', '.join(missed)}")
+
+
+@pytest.fixture(scope="session")
+def production_plan() -> PlanResult:
+    """The production stack planned once per session (program under mocks plus the pack), shared by the
+    suites that re-evaluate variants of it (tests/test_mutations.py, tests/policies/test_evaluators.py)."""
+    from sarkops.plan import run_plan
+
+    return run_plan(Path(__file__).resolve().parents[1], "production")

@@ -7,7 +7,9 @@ Deliberate departures from the anchor rule sets, following the checklist:
 
 - the HTTP:80 listener is required, as a single 301 redirect to HTTPS:443 (compliance-policies
   ``aws-lb-listener-disallow-unencrypted-traffic`` fails any port-80 listener and is not ported);
-- the load balancer is internet-facing on purpose (Trivy AVD-AWS-0053 is not ported).
+- the load balancer is internet-facing on purpose (Trivy AVD-AWS-0053 is not ported);
+- target groups forward plain HTTP to the hosts' port 8000 inside the VPC, behind the TLS
+  listener, as the checklist's reverse proxy does (Checkov CKV_AWS_378 is not ported).
 
 Dropping invalid header fields and deletion protection can be switched on in place without
 changing how valid traffic is served, so those two rules offer a remediation (applied when

@@ -63,7 +63,14 @@ def vpc_has_flow_logs(args: StackValidationArgs, report_violation: ReportViolati
 
 
 def no_public_ingress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Nothing is open to 0.0.0.0/0 or ::/0 except the load balancer's public ports."""
+    """Nothing is open to 0.0.0.0/0 or ::/0 except the load balancer's public ports.
+
+    Follows the checklist where anchor rules contradict it: the load balancer is meant to be
+    public on 443 and on 80 (the 301 redirect), so compliance-policies'
+    ``aws-ec2-securitygroup-disallow-public-internet-ingress`` / ``...-disallow-inbound-http-traffic``
+    and Checkov CKV_AWS_260 (which all fire on that group) are ported with the load balancer's
+    group (``publicRole``) and ports (``publicPorts``) excepted, not as written.
+    """
     config = args.get_config()
     public_role = config.get("publicRole", "load-balancer")
     allowed = {as_int(p) for p in as_list(config.get("publicPorts", [80, 443]))}
