@@ -96,13 +96,14 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         report_violation("automaticFailoverEnabled is not true; losing the primary would stop the cache.", None)
     if as_bool(props.get("multiAzEnabled")) is not True:
         report_violation("multiAzEnabled is not true; primary and replicas may share one availability zone.", None)
+    minimum = as_int(args.get_config().get("minNodes")) or 2
     nodes = as_int(props.get("numCacheClusters"))
     replicas = as_int(props.get("replicasPerNodeGroup"))
-    if nodes is not None and nodes < 2:
-        report_violation(f"numCacheClusters is {nodes}; failover needs at least 2 nodes.", None)
-    elif nodes is None and (replicas is None or replicas < 1):
-        report_violation("numCacheClusters is not set (and no replicasPerNodeGroup); failover needs at least 2 "
-                         "nodes.", None)
+    if nodes is not None and nodes < minimum:
+        report_violation(f"numCacheClusters is {nodes}; failover needs at least {minimum} nodes.", None)
+    elif nodes is None and (replicas is None or replicas < minimum - 1):
+        report_violation(f"numCacheClusters is not set (and replicasPerNodeGroup is below {minimum - 1}); failover "
+                         f"needs at least {minimum} nodes.", None)
 
 
 def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -295,6 +296,8 @@ POLICIES = [
         severity=Severity.MEDIUM,
         remediation_steps="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
         anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
+        config={"minNodes": {"type": "integer", "minimum": 2, "maximum": 6, "default": 2,
+                             "description": "Fewest nodes (primary plus replicas) in a group."}},
     ),
     resource_policy(
         name="aws-elasticache-replication-group-disallow-default-subnet-group",

@@ -239,3 +239,11 @@ def test_serverless_one_change_one_message(name: str, changes: dict[str, Any], d
                                            message: str) -> None:
     props = {k: v for k, v in {**SERVERLESS_VALKEY, **changes}.items() if k not in drop}
     assert check_resource(by_name(elasticache.POLICIES, name), SERVERLESS, props).messages == [message]
+
+
+def test_failover_node_count_comes_from_config() -> None:
+    name = "aws-elasticache-replication-group-enable-automatic-failover"
+    assert check(name, config={"minNodes": 3}) == ["numCacheClusters is 2; failover needs at least 3 nodes."]
+    assert check(name, {"replicasPerNodeGroup": 1}, ("numCacheClusters",)) == []
+    assert check(name, {}, ("numCacheClusters",)) == [
+        "numCacheClusters is not set (and replicasPerNodeGroup is below 1); failover needs at least 2 nodes."]
