@@ -3,8 +3,9 @@
 Each case is a variant of the production stack with ONE setting flipped, and names the
 MANDATORY rule that must report it. A variant is built one of two ways:
 
-- recording mutations: the production program runs ONCE per session (the ``production``
-  fixture); a variant deep-copies one recorded resource, changes one property in its inputs
+- recording mutations: the production program runs ONCE per session (``production_plan`` in
+  tests/conftest.py; each worker process of :func:`outcomes` plans it once more for its
+  share); a variant deep-copies one recorded resource, changes one property in its inputs
   AND its outputs (resource rules read inputs, stack rules outputs), drops the property
   dependencies the change cuts, and re-evaluates the pack with
   :func:`sarkops.policy_runner.evaluate`. Only the changed resource is sent to ``Analyze``
@@ -29,7 +30,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,6 @@ class Mutation:
     """Property-dependency keys the change cuts (a value no longer computed from another resource)."""
     overrides: tuple[str, ...] = ()
     """``-c KEY=VALUE`` overrides (config mutations)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def m(id_: str, setting: str, policy: str, resource: str, change: Change, *cut: str) -> Mutation:
@@ -353,12 +353,6 @@ _WORKER_START_COST = 8
 """A worker process first imports the SDKs and plans the production stack."""
 
 
-@pytest.fixture
-def production(production_plan: PlanResult) -> PlanResult:
-    """The production stack, planned once for the whole session (tests/conftest.py)."""
-    return production_plan
-
-
 @pytest.fixture(autouse=True)
 def _suite_size(request: pytest.FixtureRequest) -> None:
     request.config.stash[MUTATION_SUITE_SIZE] = len(MUTATIONS_LIST)
@@ -433,19 +427,19 @@ def outcomes(request: pytest.FixtureRequest, production_plan: PlanResult) -> dic
     return results
 
 
-def test_production_is_clean(production: PlanResult) -> None:
+def test_production_is_clean(production_plan: PlanResult) -> None:
     """The baseline the recording mutations rely on: no violation of any level, nothing not applicable."""
-    report = production.report
+    report = production_plan.report
     assert [(v.policy, v.detail) for v in report.violations] == []
     assert report.not_applicable == []
     assert report.warnings == []
 
 
-def test_the_suite_is_large_and_names_mandatory_rules(production: PlanResult) -> None:
+def test_the_suite_is_large_and_names_mandatory_rules(production_plan: PlanResult) -> None:
     assert len(MUTATIONS_LIST) >= 40
     assert len(set(IDS)) == len(IDS)
     assert len({m.setting for m in MUTATIONS_LIST}) == len(MUTATIONS_LIST)
-    levels = {p.name: p.enforcement_level for pack in production.packs for p in pack.policies}
+    levels = {p.name: p.enforcement_level for pack in production_plan.packs for p in pack.policies}
     assert {m.policy: levels.get(m.policy) for m in MUTATIONS_LIST} == {
         m.policy: EnforcementLevel.MANDATORY for m in MUTATIONS_LIST}
 
@@ -466,12 +460,12 @@ def test_mutation_is_caught(mutation: Mutation, outcomes: dict[str, Outcome], re
         f"advisory: {list(advisory)}")
 
 
-def test_a_remediation_fixes_the_mutation_instead_of_failing(production: PlanResult) -> None:
+def test_a_remediation_fixes_the_mutation_instead_of_failing(production_plan: PlanResult) -> None:
     """At level remediate, the key-rotation rule turns rotation back on before validation runs."""
     mutation = BY_ID["stack-key-never-rotates"]
-    recording, changed = mutated(production.recording, mutation)
-    report = evaluate(recording, production.packs, [{"aws-kms-key-enable-key-rotation": "remediate"}],
-                      config=production.config.values, analyze_only={changed.urn})
+    recording, changed = mutated(production_plan.recording, mutation)
+    report = evaluate(recording, production_plan.packs, [{"aws-kms-key-enable-key-rotation": "remediate"}],
+                      config=production_plan.config.values, analyze_only={changed.urn})
     assert report.mandatory == []
     [remediation] = report.remediations
     assert (remediation.policy, remediation.urn, remediation.changed) == (
