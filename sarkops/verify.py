@@ -153,6 +153,11 @@ class Clients:
                               user_agent_extra=USER_AGENT)
         self._clients: dict[str, Any] = {}
 
+    @property
+    def region(self) -> str:
+        """The region every client calls."""
+        return self._region
+
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._session.client(service, region_name=self._region,
@@ -283,11 +288,16 @@ def outputs_from_pulumi(stack: str) -> Outputs:
 # ---------------------------------------------------------------------------------------------
 def verify(outputs: Outputs, *, stack: str, settings: AwsSettings, session: Any | None = None,
            http_get: HttpGet | None = None, http_skip_reason: str = "HTTP probes are off (--skip-http)",
-           now: datetime | None = None, only: Sequence[str] = ()) -> Report:
-    """Check a deployed stack. Raises :class:`VerifyError` if AWS cannot be used at all."""
-    session = session if session is not None else make_session(settings)
-    region = choose_region(settings, outputs, session)
-    clients = Clients(session, settings, region)
+           now: datetime | None = None, only: Sequence[str] = (), clients: Clients | None = None) -> Report:
+    """Check a deployed stack. Raises :class:`VerifyError` if AWS cannot be used at all.
+
+    ``clients`` lets a caller that verifies many stacks in one process (the tests) reuse boto3
+    clients, which take ~10-25 ms each to create; it must be for the same session and region.
+    """
+    if clients is None:
+        session = session if session is not None else make_session(settings)
+        clients = Clients(session, settings, choose_region(settings, outputs, session))
+    region = clients.region
     account_id = clients.preflight()
     moment = now or datetime.now(UTC)
     ctx = Context(outputs=outputs, client=clients, now=moment, http_get=http_get, http_skip_reason=http_skip_reason,

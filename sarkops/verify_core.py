@@ -266,6 +266,11 @@ def ago(delta: timedelta) -> str:
     return f"{seconds // 86400} days ago"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 target``, ``2 targets``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def stamp(moment: datetime) -> str:
     """An ISO-8601 UTC timestamp to the minute."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
@@ -296,6 +301,8 @@ def arn_name(arn: str) -> str:
     """A readable name from an ARN: ``targetgroup/sark-v1/abc`` -> ``sark-v1``."""
     resource = arn.split(":", 5)[-1]
     parts = resource.split("/")
+    if len(parts) >= 3 and parts[1] in ("app", "net", "gwy"):  # loadbalancer/app/<name>/<id>
+        return parts[2]
     if len(parts) >= 2:
         return parts[1]
     return resource.split(":")[-1]

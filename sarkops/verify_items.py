@@ -32,6 +32,7 @@ from sarkops.verify_core import (
     is_not_found,
     kms_key_id_from_arn,
     passed,
+    plural,
     skipped,
     stamp,
     verdict,
@@ -87,7 +88,7 @@ DEFAULT_ROTATION = Rotation(90, automatic=False)
 
 def _up(ctx: Context) -> str:
     """The usual fix for drift: let the program put the resource back."""
-    return f"run `pulumi up --stack {ctx.stack}` to put the stack back as the program defines it"
+    return f"run `pulumi up --stack {ctx.stack}`"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,8 +414,8 @@ def check_exposed_ports(ctx: Context) -> Outcome:
                    f"{len(groups)} security groups in the VPC: only {lb_group} is open to the internet, on tcp/80 "
                    f"and tcp/443; {APP_PORT} on {app_group} only from {lb_group}{listening}",
                    "remove the rules above (`aws ec2 revoke-security-group-ingress`) or "
-                   f"{_up(ctx)} (components/security_groups.py is the firewall matrix); a rule the program "
-                   "does not define was added by hand: find who in CloudTrail")
+                   f"{_up(ctx)} to restore the firewall matrix (components/security_groups.py); a rule the "
+                   "program does not define was added by hand: find who in CloudTrail")
 
 
 def check_lb_access_logs(ctx: Context) -> Outcome:
@@ -434,7 +435,8 @@ def check_lb_access_logs(ctx: Context) -> Outcome:
         if not is_not_found(error):
             raise
         problems.append(f"bucket {bucket} does not exist")
-    return verdict(problems, f"{arn_name(arn)} logs to s3://{bucket}", _up(ctx))
+    return verdict(problems, f"{arn_name(arn)} logs to s3://{bucket}",
+                   f"{_up(ctx)} to turn access logs back on to the stack's bucket")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,7 +621,7 @@ def check_cache_failover(ctx: Context) -> Outcome:
     if group.get("MultiAZ") != "enabled":
         problems.append(f"{name} Multi-AZ is {group.get('MultiAZ')}")
     members = len(group.get("MemberClusters") or [])
-    return verdict(problems, f"{name}: automatic failover and Multi-AZ enabled, {members} member clusters",
+    return verdict(problems, f"{name}: automatic failover and Multi-AZ enabled, {plural(members, 'member cluster')}",
                    f"set cacheNodeCount to at least 2 and {_up(ctx)} (or `aws elasticache "
                    f"modify-replication-group --replication-group-id {name} --automatic-failover-enabled "
                    "--multi-az-enabled --apply-immediately`)")
@@ -632,7 +634,8 @@ def check_alarms_configured(ctx: Context) -> Outcome:
     """Every alarm the stack defines exists, has alarm actions (to the alert topic) and actions enabled."""
     names, found = _alarms(ctx)
     if not names:
-        return failed("alarmNames is empty: the stack defines no alarms", f"{_up(ctx)}")
+        return failed("alarmNames is empty: the stack defines no alarms",
+                      f"check that --outputs belongs to the SARK stack, then {_up(ctx)}")
     topic = ctx.outputs.get("alertTopicArn") if ctx.outputs.has("alertTopicArn") else None
     problems: list[str] = []
     missing = [n for n in names if n not in found]
@@ -687,14 +690,15 @@ def check_alert_topic(ctx: Context) -> Outcome:
                       "(`aws sns publish --topic-arn <alertTopicArn> --message test`)")
     protocols = ", ".join(sorted({s.get("Protocol", "?") for s in confirmed}))
     note = f", {pending} pending confirmation" if pending else ""
-    return passed(f"{arn.rsplit(':', 1)[-1]}: {len(confirmed)} confirmed subscriptions ({protocols}){note}")
+    return passed(f"{arn.rsplit(':', 1)[-1]}: {plural(len(confirmed), 'confirmed subscription')} ({protocols}){note}")
 
 
 def check_log_retention(ctx: Context) -> Outcome:
     """Every log group of the stack exists and keeps logs 30 to 90 days."""
     names: list[str] = ctx.outputs.get("logGroupNames")
     if not names:
-        return failed("logGroupNames is empty: the stack ships no logs", _up(ctx))
+        return failed("logGroupNames is empty: the stack ships no logs",
+                      f"check that --outputs belongs to the SARK stack, then {_up(ctx)}")
     logs = ctx.client("logs")
     paginator = logs.get_paginator("describe_log_groups")
     low, high = LOG_RETENTION_DAYS
@@ -724,7 +728,7 @@ def check_dashboard(ctx: Context) -> Outcome:
     except (ValueError, AttributeError):
         widgets = []
     if not widgets:
-        return failed(f"dashboard {name} has no widgets", _up(ctx))
+        return failed(f"dashboard {name} has no widgets", f"{_up(ctx)} to put its panels back")
     return passed(f"dashboard {name} with {len(widgets)} widgets")
 
 
@@ -754,7 +758,8 @@ def check_secrets_encryption(ctx: Context) -> Outcome:
     """Every secret exists, has a current value and is encrypted with the stack key."""
     secrets = _secrets(ctx)
     if not secrets:
-        return failed("secretArns is empty: the stack defines no secrets", _up(ctx))
+        return failed("secretArns is empty: the stack defines no secrets",
+                      f"check that --outputs belongs to the SARK stack, then {_up(ctx)}")
     stack_key = _stack_key_id(ctx)
     problems: list[str] = []
     fixes: list[str] = []

@@ -305,6 +305,8 @@ def test_kms_references() -> None:
 def test_small_formatters() -> None:
     assert arn_name(TG) == "sark-v1-3-0"
     assert arn_name("arn:aws:sns:us-east-1:123456789012:sark-alerts") == "sark-alerts"
+    assert arn_name("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/sark-prod/50dc6c495c0c9188"
+                    ) == "sark-prod"
     assert [ago(timedelta(seconds=s)) for s in (5, 600, 7200 * 3, 86400 * 3, -1)] == [
         "5 s ago", "10 min ago", "6 h ago", "3 days ago", "in the future"]
 

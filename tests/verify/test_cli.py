@@ -108,9 +108,9 @@ def test_a_failure_exits_1_and_says_what_to_fix(account: Account, tmp_path: Path
     index = next(i for i, line in enumerate(lines) if line.startswith("FAIL"))
     assert lines[index].split()[1] == "rds-deletion-protection"
     assert lines[index + 1].strip() == (
-        "fix: set dbDeletionProtection: true and run `pulumi up --stack production` to put the stack back as the "
-        f"program defines it (or `aws rds modify-db-instance --db-instance-identifier "
-        f"{account.outputs['dbInstanceIdentifier']} --deletion-protection --apply-immediately`)")
+        "fix: set dbDeletionProtection: true and run `pulumi up --stack production` (or `aws rds modify-db-instance "
+        f"--db-instance-identifier {account.outputs['dbInstanceIdentifier']} --deletion-protection "
+        "--apply-immediately`)")
     assert lines[-1] == "result: FAIL (20 pass, 1 fail, 3 skip)"
 
 

@@ -34,10 +34,11 @@ from sarkops.verify_items import ITEM_IDS
 from tests.verify.account import GOOD_HEADERS, REGION, Account, FakeSite, Shared
 
 
-def run(account: Account, site: FakeSite | None = None) -> Report:
+def run(account: Account, site: FakeSite | None = None, *, shared_clients: bool = True) -> Report:
     outputs = parse_outputs(account.outputs, "outputs.json")
     return verify(outputs, stack="production", settings=AwsSettings(endpoint_url=account.endpoint),
-                  session=account.session, http_get=site or FakeSite(account.outputs["serviceUrl"]))
+                  session=account.session, http_get=site or FakeSite(account.outputs["serviceUrl"]),
+                  clients=account.verify_clients if shared_clients else None)
 
 
 def failures(report: Report) -> dict[str, tuple[str, str | None]]:
@@ -46,7 +47,7 @@ def failures(report: Report) -> dict[str, tuple[str, str | None]]:
 
 def test_compliant_account_passes_every_item(account: Account) -> None:
     site = FakeSite(account.outputs["serviceUrl"])
-    report = run(account, site)
+    report = run(account, site, shared_clients=False)
 
     assert [item.id for item in report.items] == list(ITEM_IDS)
     assert failures(report) == {}
@@ -404,11 +405,14 @@ HTTP_DRIFTS: dict[str, tuple[Callable[[FakeSite], str], str]] = {
 
 
 @pytest.fixture(scope="module")
-def pristine(aws_session: Any, moto_endpoint: str, shared: Shared) -> Account:
+def pristine(aws_session: Any, moto_endpoint: str, shared: Shared, client_cache: dict[str, Any],
+             verify_clients: Any) -> Account:
     """One compliant account for the tests that never change AWS."""
     from tests.verify.account import build_account
 
-    return build_account(aws_session, moto_endpoint, shared)
+    built = build_account(aws_session, moto_endpoint, shared, client_cache)
+    built.verify_clients = verify_clients
+    return built
 
 
 @pytest.mark.parametrize("drift", list(HTTP_DRIFTS))
