@@ -78,13 +78,7 @@ def authentication(args: ResourceValidationArgs, report_violation: ReportViolati
 
 def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Daily snapshots kept at least ``minDays`` (checklist: 30), in a chosen window."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
-    days = as_int(args.props.get("snapshotRetentionLimit"))
-    if not days:
-        report_violation(f"snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least "
-                         f"{minimum} days.", None)
-    elif days < minimum:
-        report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
+    retention_days(args, report_violation)
     if not args.props.get("snapshotWindow"):
         report_violation("snapshotWindow is not set; choose a daily window outside the maintenance window.", None)
 
@@ -189,8 +183,8 @@ def serverless_customer_key(args: ResourceValidationArgs, report_violation: Repo
                          "customer-managed key.", None)
 
 
-def serverless_snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Daily snapshots kept at least ``minDays`` (checklist: 30)."""
+def retention_days(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Daily snapshots kept at least ``minDays`` (checklist: 30); shared by groups and serverless caches."""
     minimum = as_int(args.get_config().get("minDays")) or 30
     days = as_int(args.props.get("snapshotRetentionLimit"))
     if not days:
@@ -427,7 +421,7 @@ POLICIES = [
         name="aws-elasticache-serverless-cache-configure-snapshot-retention",
         description="ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
         resource_types=[SERVERLESS_CACHE],
-        validate=_persistent(serverless_snapshot_retention),
+        validate=_persistent(retention_days),
         severity=Severity.HIGH,
         remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
         anchors=Anchors(securityhub=["ElastiCache.1"],
