@@ -27,12 +27,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components._names import (
+    BUCKET_PREFIX_LIMIT,
+    LOAD_BALANCER_NAME_LIMIT,
+    TARGET_GROUP_NAME_LIMIT,
+    bounded_name,
+)
 from components.app_hosts import version_key
 
 HEALTH_CHECK_PATH = "/health"
@@ -47,6 +54,33 @@ WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
 METRICS_RULE_PRIORITY = 1
 TRAFFIC_RULE_PRIORITY = 50000
 """The release's catch-all forward rule; the last rule before the 503 default action."""
+
+
+def load_balancer_name(name: str) -> str:
+    """The load balancer's AWS name: the component name cut to fit 32 characters, plus a digest of it."""
+    return bounded_name(name, LOAD_BALANCER_NAME_LIMIT, name)
+
+
+def target_group_name(name: str, version: str, *, port: int, protocol: str = "HTTP",
+                      target_type: str = "instance") -> str:
+    """A release's target group name (at most 32 characters): ``<prefix>-<release>-<digest>``.
+
+    The digest covers the component name (so prefix and stack), the release and the inputs
+    whose change replaces a target group (port, protocol, target type): a replacement gets a
+    new name, so Pulumi's create-before-delete never collides with the old group.
+    """
+    prefix = name.split("-", 1)[0]
+    return bounded_name(f"{prefix}-{version_key(version)}", TARGET_GROUP_NAME_LIMIT, name, version, port, protocol,
+                        target_type)
+
+
+def log_bucket_prefix(name: str) -> str:
+    """``<name>-logs-``, lower-cased, cut (with a digest) to the 37 characters terraform-provider-aws
+    allows a ``bucket_prefix`` (internal/service/s3/bucket.go)."""
+    plain = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    if len(plain) + len("-logs-") > BUCKET_PREFIX_LIMIT:
+        plain = bounded_name(plain, BUCKET_PREFIX_LIMIT - len("-logs-"), name)
+    return f"{plain}-logs-"
 
 
 def release_rule_priority(version: str) -> int:
@@ -173,6 +207,7 @@ class LoadBalancer(pulumi.ComponentResource):
 
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
+            name=load_balancer_name(name),
             load_balancer_type="application",
             # Internet-facing on purpose: this is the service's public entry point (Trivy
             # AVD-AWS-0053 does not apply); only 443 and 80 are open, to ingress_cidrs.
@@ -199,6 +234,8 @@ class LoadBalancer(pulumi.ComponentResource):
             key = version_key(version)
             group = aws.lb.TargetGroup(
                 f"{name}-{key}-tg",
+                # Explicit: the auto-name (logical name + 8) passes AWS's 32 characters.
+                name=target_group_name(name, version, port=args.app_port),
                 vpc_id=args.vpc_id,
                 port=args.app_port,
                 protocol="HTTP",
@@ -316,7 +353,7 @@ class LoadBalancer(pulumi.ComponentResource):
         # would hurt, so the bucket is protected and kept if the stack ever drops it.
         bucket = aws.s3.Bucket(
             f"{name}-access-logs",
-            bucket_prefix=f"{name[:36]}-logs-".lower(),
+            bucket_prefix=log_bucket_prefix(name),
             force_destroy=False,
             tags={"Name": f"{name}-access-logs", "sark:purpose": "access-logs"},
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),

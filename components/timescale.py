@@ -43,6 +43,7 @@ import pulumi_aws as aws
 import yaml
 
 from components._iam import assume_role_policy
+from components._names import BACKUP_NAME_LIMIT, bounded_name
 
 TEMPLATES = Path(__file__).parent / "templates" / "timescale"
 PASSWORD_TOOL = "/usr/local/sbin/sark-timescale-password"  # noqa: S105 (a path, not a password)
@@ -285,8 +286,11 @@ class TimescaleHost(pulumi.ComponentResource):
 
     def _backups(self, name: str, args: TimescaleHostArgs, volume: aws.ebs.Volume, tags: dict[str, str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
+        # AWS Backup names allow 50 characters; auto-names (logical name + 8) pass that for
+        # longer stack names, so all three are explicit (components/_names.py).
         vault = aws.backup.Vault(
             f"{name}-backups",
+            name=bounded_name(f"{name}-backups", BACKUP_NAME_LIMIT, name, "vault"),
             kms_key_arn=args.key_arn,
             force_destroy=False,
             tags=tags,
@@ -295,6 +299,7 @@ class TimescaleHost(pulumi.ComponentResource):
         )
         plan = aws.backup.Plan(
             f"{name}-backup-plan",
+            name=bounded_name(f"{name}-daily", BACKUP_NAME_LIMIT, name, "plan"),
             rules=[aws.backup.PlanRuleArgs(
                 rule_name="daily",
                 target_vault_name=vault.name,
@@ -323,6 +328,7 @@ class TimescaleHost(pulumi.ComponentResource):
             )
         aws.backup.Selection(
             f"{name}-backup-selection",
+            name=bounded_name(f"{name}-data-volume", BACKUP_NAME_LIMIT, name, "selection"),
             plan_id=plan.id,
             iam_role_arn=role.arn,
             resources=[volume.arn],
