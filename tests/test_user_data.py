@@ -87,13 +87,8 @@ _NETWORK = re.compile(r"^(curl|apt-get (update|install)|git .*fetch|\S*pip insta
 def _commands(script: str) -> list[str]:
     """Each simple command line of a shell script, continuation lines joined, comments dropped."""
     joined = re.sub(r"\\\n\s*", " ", script)
-    commands = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        commands.append(line)
-    return commands
+    stripped = (line.strip() for line in joined.splitlines())
+    return [line for line in stripped if line and not line.startswith("#")]
 
 
 def test_every_network_step_of_every_bootstrap_script_is_retried() -> None:

@@ -146,6 +146,14 @@ def test_bad_private_routes_are_named(record: Record, route: PrivateRoute, messa
     assert str(raised.value) == message
 
 
+def test_private_routes_are_refused_for_an_existing_vpc(record: Record) -> None:
+    existing = ExistingVpc(vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-0a", "subnet-0b"],
+                           app_subnet_ids=["subnet-1a", "subnet-1b"], data_subnet_ids=["subnet-2a", "subnet-2b"])
+    with pytest.raises(pulumi.RunError, match="net: private_routes cannot be added to an existing VPC"):
+        _network(record, existing=existing, private_routes=[
+            PrivateRoute(destination_cidr="10.60.0.0/16", target_id="pcx-0123456789abcdef0")])
+
+
 def test_route_out_holds_each_private_subnets_nat_route_and_association(record: Record) -> None:
     holder: dict[str, Network] = {}
 
