@@ -3,20 +3,24 @@
 import pulumi
 
 from components import cloudwatch_agent
-from components.app_hosts import AppHosts, AppHostsArgs, AppSettings, CloudWatchAgentSetup, DataEndpoints
+from components.app_hosts import AppHosts, AppHostsArgs, AppScaling, AppSettings, CloudWatchAgentSetup, DataEndpoints
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
 from components.kms import StackKey, StackKeyArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.monitoring import Monitoring, MonitoringArgs, agent_parameter_name, cache_member_cluster_ids
-from components.network import ExistingVpc, Network, NetworkArgs
+from components.network import ExistingVpc, Network, NetworkArgs, PrivateRoute
 from components.release import Release, ReleaseArgs
 from components.secrets import SecretRotations, SecretRotationsArgs, StackSecrets, StackSecretsArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.timescale import TimescaleHost, TimescaleHostArgs
-from stack_config import load_config
+from stack_config import check_placeholders, load_config
 
 cfg = load_config()
+# Before any resource: a preview shows the plan and warns about each example value; an
+# update stops here, with all of them listed, instead of half-creating the stack.
+check_placeholders(cfg, dry_run=pulumi.runtime.is_dry_run())
+pulumi.export("placeholders", [str(p) for p in cfg.placeholders])
 base = f"{cfg.name_prefix}-{cfg.stack}"
 
 stack_key = StackKey(base, StackKeyArgs(region=cfg.region))
@@ -37,6 +41,8 @@ network = Network(
             app_subnet_ids=existing.app_subnet_ids,
             data_subnet_ids=existing.data_subnet_ids,
         ) if existing else None,
+        private_routes=[PrivateRoute(destination_cidr=cidr, target_id=target)
+                        for cidr, target in cfg.network.private_routes],
     ),
 )
 
@@ -114,6 +120,8 @@ timescale = TimescaleHost(
         data_volume_gb=cfg.timescale.data_volume_gb,
         timescaledb_version=cfg.timescale.timescaledb_version,
         snapshot_retention_days=cfg.timescale.snapshot_retention_days,
+        image_id=cfg.timescale.image_id,
+        route_out=network.data_route_out,
         # Monitoring (created below, as it needs this host's id) names its agent parameter this way.
         cloudwatch_agent_parameter=agent_parameter_name(f"{base}-monitoring", "timescale"),
     ),
@@ -137,6 +145,12 @@ load_balancer = LoadBalancer(
         hsts_max_age_seconds=cfg.load_balancer.hsts_max_age_seconds,
         access_log_retention_days=cfg.load_balancer.access_log_retention_days,
         waf_enabled=cfg.load_balancer.waf_enabled,
+        waf_rate_limit=cfg.load_balancer.waf_rate_limit,
+        waf_log_retention_days=cfg.observability.log_retention_days,
+        kms_key_arn=stack_key.key_arn,
+        # Configured sources, or else the stack's NAT addresses: hosts in the VPC only.
+        canary_source_cidrs=list(cfg.load_balancer.canary_cidrs) or network.nat_public_ips.apply(
+            lambda ips: [f"{ip}/32" for ip in ips]),
         deletion_protection=cfg.load_balancer.deletion_protection,
     ),
 )
@@ -151,6 +165,8 @@ app_hosts = AppHosts(
         vpc_cidr=network.vpc_cidr,
         security_group_id=firewall.app_id,
         kms_key_arn=stack_key.key_arn,
+        image_id=cfg.app.image_id,
+        route_out=network.app_route_out,
         repository_url=cfg.app.repository_url,
         versions=load_balancer.target_group_arns,
         data=DataEndpoints(
@@ -181,12 +197,20 @@ app_hosts = AppHosts(
         min_size=cfg.app.min_size,
         desired_capacity=cfg.app.desired_capacity,
         max_size=cfg.app.max_size,
+        scaling=AppScaling(
+            load_balancer_arn_suffix=load_balancer.arn_suffix,
+            target_group_arn_suffixes=load_balancer.target_group_arn_suffixes,
+            cpu_target_percent=cfg.app.scaling_cpu_percent,
+            requests_per_target=cfg.app.scaling_requests_per_target,
+        ),
+        metrics_stack_label=base,
         monitoring_cidrs=cfg.app.monitoring_cidrs,
         admin_cidrs=cfg.app.admin_cidrs,
         # Monitoring (created below, as it needs these hosts' group names) names its parameter this way.
         cloudwatch_agent=CloudWatchAgentSetup(
             config_parameter=agent_parameter_name(f"{base}-monitoring", "app"),
             files={"/etc/rsyslog.d/30-sark.conf": cloudwatch_agent.RSYSLOG_SARK_CONF,
+                   cloudwatch_agent.LOGROTATE_PATH: cloudwatch_agent.LOGROTATE_SARK_CONF,
                    cloudwatch_agent.PROMETHEUS_CONFIG_PATH: cloudwatch_agent.prometheus_scrape_config(base)},
         ),
     ),

@@ -16,6 +16,7 @@ switching off of deletion protection or Multi-AZ.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -101,6 +102,8 @@ class NetworkSettings:
     single_nat_gateway: bool
     flow_log_retention_days: int
     existing: ExistingNetwork | None
+    private_routes: tuple[tuple[str, str], ...] = ()
+    """(destination CIDR, target id) added to every app and data route table (``privateRoutes``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +126,12 @@ class AppSettings:
     postgres_pool_size: int
     admin_cidrs: tuple[str, ...]
     monitoring_cidrs: tuple[str, ...]
+    image_id: str
+    """Pinned Ubuntu 22.04 amd64 AMI of the app hosts (``appImageId``)."""
+    scaling_cpu_percent: int
+    """Average CPU target-tracking scaling holds (``appScalingCpuPercent``)."""
+    scaling_requests_per_target: int
+    """Requests per host per minute target-tracking scaling holds (``appScalingRequestsPerTarget``)."""
 
     @property
     def workers(self) -> int:
@@ -143,6 +152,11 @@ class LoadBalancerSettings:
     access_log_retention_days: int
     waf_enabled: bool
     deletion_protection: bool
+    canary_cidrs: tuple[str, ...]
+    """Sources allowed to reach a release by its header before it takes traffic (``canaryCidrs``);
+    empty: only the stack's own NAT addresses (hosts in the VPC)."""
+    waf_rate_limit: int
+    """Requests per 5 minutes one client IP may send before the WAF blocks it (``wafRateLimitPerIp``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +182,8 @@ class TimescaleSettings:
     data_volume_gb: int
     timescaledb_version: str
     snapshot_retention_days: int
+    image_id: str
+    """Pinned Ubuntu 22.04 amd64 AMI the TimescaleDB host is created from (``timescaleImageId``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,6 +234,23 @@ class ObservabilitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Placeholder:
+    """A config value that is the repository's example, not the operator's."""
+
+    key: str
+    """The full key, e.g. ``sark-infra:hostedZoneId``."""
+
+    value: str
+    """The example value."""
+
+    why: str
+    """What it is an example of, and what to set instead."""
+
+    def __str__(self) -> str:
+        return f"{self.key}: {_show(self.value)} is {self.why}; set before `pulumi up`"
+
+
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
     """Everything the program needs, validated."""
 
@@ -234,6 +267,8 @@ class StackConfig:
     cache: CacheSettings
     secrets: SecretsSettings
     observability: ObservabilitySettings
+    placeholders: tuple[Placeholder, ...] = ()
+    """Example values still in the stack's config: fine for a preview, refused for an update."""
 
     @property
     def is_production(self) -> bool:
@@ -252,6 +287,7 @@ class _Reader:
         self._raw = raw
         self._ns = namespace
         self.errors: list[str] = []
+        self.placeholders: list[Placeholder] = []
         self.defaults: dict[str, object] = {}
         """Every key read, with the default used when it is unset (checked against Pulumi.yaml)."""
 
@@ -260,6 +296,9 @@ class _Reader:
 
     def fail(self, name: str, value: object, allowed: str) -> None:
         self.errors.append(f"{self.key(name)}: {_show(value)} is not allowed; expected {allowed}")
+
+    def placeholder(self, name: str, value: str, why: str) -> None:
+        self.placeholders.append(Placeholder(key=self.key(name), value=value, why=why))
 
     def text(self, name: str, default: str | None = None) -> str | None:
         self.defaults.setdefault(name, default)
@@ -421,13 +460,58 @@ def _network(r: _Reader) -> NetworkSettings:
     elif public or app or data:
         r.fail("existingVpcId", None, "a VPC id when existing subnet ids are given")
 
+    routes = _private_routes(r, vpc_cidr)
+    if routes and existing is not None:
+        r.fail("privateRoutes", [f"{c} via {t}" for c, t in routes], "no routes with existingVpcId (the VPC's "
+               "owner manages its route tables)")
     return NetworkSettings(
         vpc_cidr=vpc_cidr,
         az_count=az_count,
         single_nat_gateway=r.boolean("singleNatGateway", False),
         flow_log_retention_days=r.retention("flowLogRetentionDays", 90, 30, 3653),
         existing=existing,
+        private_routes=routes,
     )
+
+
+def _private_routes(r: _Reader, vpc_cidr: str) -> tuple[tuple[str, str], ...]:
+    """``privateRoutes``: ``"<cidr> via <target id>"`` entries, e.g. the peering route to the monitoring VPC."""
+    from components.network import ROUTE_TARGET_PROPERTIES, route_target_property
+
+    allowed = (f'entries like "10.60.0.0/16 via pcx-0123456789abcdef0": an IPv4 block outside vpcCidr ({vpc_cidr}), '
+               f"not 0.0.0.0/0, via an id starting {', '.join(ROUTE_TARGET_PROPERTIES)}")
+    routes: list[tuple[str, str]] = []
+    for entry in r.strings("privateRoutes"):
+        parts = entry.split()
+        if len(parts) != 3 or parts[1] != "via" or not _is_cidr(parts[0]) or ":" in parts[0] \
+                or route_target_property(parts[2]) is None \
+                or not re.fullmatch(r"[a-z]+-[0-9a-f]{8,17}", parts[2]):
+            r.fail("privateRoutes", entry, allowed)
+            continue
+        destination = ipaddress.IPv4Network(parts[0])
+        if destination.prefixlen == 0 or destination.overlaps(ipaddress.IPv4Network(vpc_cidr)):
+            r.fail("privateRoutes", entry, allowed)
+            continue
+        if any(parts[0] == known for known, _ in routes):
+            r.fail("privateRoutes", entry, "one route per destination")
+            continue
+        routes.append((parts[0], parts[2]))
+    return tuple(routes)
+
+
+_IMAGE_ID = re.compile(r"ami-[0-9a-f]{8,17}")
+
+
+def _image_id(r: _Reader, key: str) -> str:
+    """A pinned AMI id: required, so no ``pulumi up`` silently picks a newer image."""
+    value = r.text(key)
+    if value is None:
+        r.errors.append(f"{r.key(key)}: not set; expected the pinned Ubuntu 22.04 amd64 AMI id of the region, e.g. "
+                        f"`pulumi config set {key} $(python scripts/newest_ami.py --region <region>)`")
+        return "ami-00000000"
+    if not _IMAGE_ID.fullmatch(value):
+        r.fail(key, value, "an AMI id such as ami-0123456789abcdef0 (ami- and 8 or 17 hex digits)")
+    return value
 
 
 def _app(r: _Reader, production: bool) -> AppSettings:
@@ -468,6 +552,7 @@ def _app(r: _Reader, production: bool) -> AppSettings:
 
     log_level = r.choice("logLevel", "INFO", ("INFO", "WARNING") if production else LOG_LEVELS)
     root_gb = r.integer("appRootVolumeGb", 500, MIN_ROOT_VOLUME_GB, 16384)
+    image_id = _image_id(r, "appImageId")
     return AppSettings(
         instance_type=instance_type,
         instance=spec,
@@ -485,6 +570,9 @@ def _app(r: _Reader, production: bool) -> AppSettings:
         postgres_pool_size=r.integer("postgresPoolSize", 20, 1, 200),
         admin_cidrs=r.cidrs("adminCidrs"),
         monitoring_cidrs=r.cidrs("monitoringCidrs"),
+        image_id=image_id,
+        scaling_cpu_percent=r.integer("appScalingCpuPercent", 60, 10, 90),
+        scaling_requests_per_target=r.integer("appScalingRequestsPerTarget", 1000, 10, 100000),
     )
 
 
@@ -501,6 +589,12 @@ def _load_balancer(r: _Reader, production: bool) -> LoadBalancerSettings:
     deletion_protection = r.boolean("loadBalancerDeletionProtection", True)
     if production and not deletion_protection:
         r.fail("loadBalancerDeletionProtection", False, "true in production")
+    canary_cidrs = r.cidrs("canaryCidrs")
+    # The header rule takes one ALB condition value; a rule allows five in all.
+    if len(canary_cidrs) > 4:
+        r.fail("canaryCidrs", list(canary_cidrs), "at most 4 CIDR blocks (an ALB rule allows 5 condition values, "
+               "one is the release header)")
+        canary_cidrs = canary_cidrs[:4]
     return LoadBalancerSettings(
         ingress_cidrs=r.cidrs("ingressCidrs", ("0.0.0.0/0", "::/0")),
         certificate_arn=certificate_arn,
@@ -512,6 +606,8 @@ def _load_balancer(r: _Reader, production: bool) -> LoadBalancerSettings:
         access_log_retention_days=r.integer("accessLogRetentionDays", 90, 30, 3653),
         waf_enabled=r.boolean("wafEnabled", True),
         deletion_protection=deletion_protection,
+        canary_cidrs=canary_cidrs,
+        waf_rate_limit=r.integer("wafRateLimitPerIp", 2000, 100, 2000000000),
     )
 
 
@@ -561,6 +657,7 @@ def _timescale(r: _Reader, production: bool) -> TimescaleSettings:
         data_volume_gb=r.integer("timescaleDataVolumeGb", 200, 20, 16384),
         timescaledb_version=version,
         snapshot_retention_days=r.integer("timescaleSnapshotRetentionDays", 30, 30 if production else 1, 365),
+        image_id=_image_id(r, "timescaleImageId"),
     )
 
 
@@ -652,21 +749,90 @@ def _read_all(r: _Reader, *, region: str | None, project: str = PROJECT, stack: 
         r.errors.append("aws:region: not set; expected the AWS region to deploy to, e.g. "
                         "`pulumi config set aws:region eu-west-1`")
 
-    return StackConfig(
+    network = _network(r)
+    load_balancer = _load_balancer(r, production)
+    if network.existing is not None and not load_balancer.canary_cidrs:
+        r.fail("canaryCidrs", [], "at least one CIDR with existingVpcId (without NAT gateways of its own the stack "
+               "has no address to allow the release header from)")
+    config = StackConfig(
         project=project,
         stack=stack,
         environment=environment,
         region=region or "",
         name_prefix=prefix,
-        network=_network(r),
+        network=network,
         app=_app(r, production),
-        load_balancer=_load_balancer(r, production),
+        load_balancer=load_balancer,
         database=_database(r, production),
         timescale=_timescale(r, production),
         cache=_cache(r, production),
         secrets=_secrets(r),
         observability=_observability(r),
     )
+    _find_placeholders(r, config)
+    return dataclasses.replace(config, placeholders=tuple(r.placeholders))
+
+
+# Names reserved for documentation (RFC 2606, RFC 6761): never a real service.
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_EXAMPLE_TLDS = (".example", ".test", ".invalid", ".localhost")
+EXAMPLE_VALUES: dict[str, str] = {
+    "Z0123456789ABCDEFGHIJ": "the repository's example hosted zone id",
+    "ami-0123456789abcdef0": "the repository's example AMI id (scripts/newest_ami.py prints a real one)",
+}
+"""Exact example values the repository ships, and what they stand for."""
+
+
+def _example_domain(host: str | None) -> bool:
+    host = (host or "").lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in _EXAMPLE_DOMAINS) or host.endswith(_EXAMPLE_TLDS)
+
+
+def _find_placeholders(r: _Reader, config: StackConfig) -> None:
+    """Record every value that is an example rather than the operator's (see :class:`Placeholder`)."""
+    lb, app, sec, obs = config.load_balancer, config.app, config.secrets, config.observability
+    for key, value in (("hostedZoneId", lb.hosted_zone_id), ("appImageId", app.image_id),
+                       ("timescaleImageId", config.timescale.image_id)):
+        if value in EXAMPLE_VALUES:
+            r.placeholder(key, value, EXAMPLE_VALUES[value])
+    domain_why = "a domain reserved for examples (RFC 2606)"
+    if _example_domain(lb.domain_name):
+        r.placeholder("domainName", lb.domain_name or "", domain_why)
+    for origin in app.cors_origins:
+        if _example_domain(urlsplit(origin).hostname):
+            r.placeholder("corsOrigins", origin, domain_why)
+    if sec.splunk_hec_url and _example_domain(urlsplit(sec.splunk_hec_url).hostname):
+        r.placeholder("splunkHecUrl", sec.splunk_hec_url, domain_why)
+    for email in obs.alert_emails:
+        if _example_domain(email.rsplit("@", 1)[-1]):
+            r.placeholder("alertEmails", email, domain_why)
+    for endpoint in obs.alert_https_endpoints:
+        if _example_domain(urlsplit(endpoint).hostname):
+            r.placeholder("alertHttpsEndpoints", endpoint.split("?", 1)[0], domain_why)
+    if re.search(r"[/:]your-org/", app.repository_url):
+        r.placeholder("sarkRepositoryUrl", app.repository_url, "the repository's example (your-org); every host's "
+                      "`git fetch` would fail")
+    if lb.certificate_arn and ":123456789012:" in lb.certificate_arn:
+        r.placeholder("certificateArn", lb.certificate_arn, "in AWS's documentation example account 123456789012")
+
+
+class PlaceholderError(ConfigError):
+    """``pulumi up`` with example values in the config; the message lists each one."""
+
+
+def check_placeholders(config: StackConfig, *, dry_run: bool) -> None:
+    """Warn about every example value; refuse a real update (not a preview) while any is left.
+
+    A preview with example values is useful (it shows the whole plan); an update would create
+    a certificate nobody can validate and hosts that cannot fetch the code.
+    """
+    for placeholder in config.placeholders:
+        pulumi.log.warn(str(placeholder))
+    if config.placeholders and not dry_run:
+        noun = "value is an example" if len(config.placeholders) == 1 else "values are examples"
+        raise PlaceholderError(f"refusing to update: {len(config.placeholders)} config {noun}; set each one "
+                               "(`pulumi config set <key> <value>`) and run again:\n  "
+                               + "\n  ".join(str(p) for p in config.placeholders))
 
 
 def declared_defaults() -> dict[str, object]:

@@ -7,11 +7,26 @@ Creates:
 - non-secret SSM parameters (type String) under ``<parameter_path>/env/``: ENVIRONMENT,
   DEBUG, LOG_LEVEL, CORS_ORIGINS, ..., and the data stores' endpoints; and under
   ``<parameter_path>/secret-arns/`` the ARN (never the value) of each secret;
-- per live release (``versions``, keyed by release tag): a launch template (Ubuntu 22.04
-  LTS from Canonical, IMDSv2 only with hop limit 1, no public IP, encrypted gp3 root volume,
-  the app security group, cloud-init user data) and an Auto Scaling group across the app
-  subnets, attached to that release's target group, with ELB health checks and instance
-  refresh.
+- per live release (``versions``, keyed by release tag): a launch template (the pinned
+  Ubuntu 22.04 LTS image ``image_id``, checked to be Canonical's; IMDSv2 only with hop limit
+  1, no public IP, encrypted gp3 root volume, the app security group, gzip-compressed
+  cloud-init user data) and an Auto Scaling group across the app subnets, attached to that
+  release's target group, with ELB health checks, instance refresh and target-tracking
+  scaling (CPU and requests per target) between ``min_size`` and ``max_size``. The groups
+  wait for the app subnets' route out (``route_out``: NAT gateways, routes, associations).
+
+The image is pinned in config (``appImageId``), not looked up as "the newest": a lookup
+would roll every host, without a release gate, on the first ``pulumi up`` after Canonical
+publishes an image. ``scripts/newest_ami.py`` prints the newest id for a deliberate bump.
+
+The boot chain (cloud-init ``runcmd``, in order): hostname, ufw, the CloudWatch agent
+(``sark-install-agent``, retried, its failure does not stop the rest), the SARK install
+(``sark-install``, retried network steps; writes the install marker ``sark-migrate`` waits
+for), then ``systemctl enable`` and ``systemctl start --no-block``: the service waits for
+its parameters, secrets and data stores in ``ExecStartPre`` without holding cloud-init. A
+secret set out of band (the SIEM token) that has no value yet does not stop the service:
+sark-render-env starts SARK with that integration off and publishes the
+``missing_external_secrets`` metric, which the monitoring tier alarms on.
 
 Why the hosts do not wait for the databases: user data holds only parameter *names*. The
 hosts boot in parallel with the data tier; ``sark-render-env`` (run by the unit as
@@ -42,7 +57,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from components._iam import assume_role_policy
+from components._iam import assume_role_policy, ssm_agent_policy
 
 TEMPLATES = Path(__file__).parent / "templates" / "app"
 
@@ -55,8 +70,19 @@ VENV = f"{APP_DIR}/venv"
 HOST_CONFIG = "/etc/sark/host.json"
 RENDER_ENV = "/usr/local/sbin/sark-render-env"
 INSTALL = "/usr/local/sbin/sark-install"
+INSTALL_AGENT = "/usr/local/sbin/sark-install-agent"
 MIGRATE = "/usr/local/sbin/sark-migrate"
+INSTALL_MARKER = "/etc/sark/release-installed"
+"""Written by sark-install when the release is installed; sark-migrate waits for it."""
+INSTALL_FAILED_MARKER = "/etc/sark/release-install-failed"
 UNIT_PATH = "/etc/systemd/system/sark.service"
+REPORT_UNIT = "sark-env-report"
+"""A timer re-publishing the missing-secret metric every 5 minutes (sark-render-env --report)."""
+APT_RETRIES_PATH = "/etc/apt/apt.conf.d/80-sark-retries"
+APT_RETRIES = 'Acquire::Retries "10";\n'
+"""apt retries failed downloads (cloud-init's package install included) instead of failing the boot."""
+METRICS_NAMESPACE = "SARK/App"
+MISSING_SECRETS_METRIC = "missing_external_secrets"
 SERVICE_USER = "sark"
 APP_PORT = 8000
 METRICS_PORT = 9090
@@ -78,7 +104,8 @@ PACKAGES: tuple[str, ...] = (
 )
 
 MANAGED_POLICIES: Mapping[str, str] = {
-    "ssm-core": "AmazonSSMManagedInstanceCore",
+    # Not AmazonSSMManagedInstanceCore: it grants ssm:GetParameter* on every parameter of the
+    # account. The SSM agent's own permissions are the inline policy of _iam.ssm_agent_policy.
     "cloudwatch-agent": "CloudWatchAgentServerPolicy",
 }
 
@@ -186,6 +213,23 @@ class CloudWatchAgentSetup:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AppScaling:
+    """Target-tracking scaling of each release's Auto Scaling group, between min and max size."""
+
+    load_balancer_arn_suffix: pulumi.Input[str]
+    """``LoadBalancer.arn_suffix``: half of the request-count metric's resource label."""
+
+    target_group_arn_suffixes: Mapping[str, pulumi.Input[str]]
+    """Release tag -> ``arn_suffix`` of its target group (the other half)."""
+
+    cpu_target_percent: float = 60.0
+    """Average CPU of the group that scaling holds (in and out)."""
+
+    requests_per_target: int = 1000
+    """Requests per host per minute that scaling holds (``ALBRequestCountPerTarget``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppHostsArgs:
     """Arguments of :class:`AppHosts`."""
 
@@ -209,6 +253,10 @@ class AppHostsArgs:
 
     kms_key_arn: pulumi.Input[str]
     """The stack key the secrets are encrypted with."""
+
+    image_id: str
+    """The pinned Ubuntu 22.04 amd64 image (``appImageId``); a change rolls the hosts through
+    instance refresh. Checked at preview to be Canonical's jammy image."""
 
     repository_url: str
     """Git repository of SARK."""
@@ -262,6 +310,17 @@ class AppHostsArgs:
 
     cloudwatch_agent: CloudWatchAgentSetup | None = None
     """Install and configure the CloudWatch agent (None: no agent)."""
+
+    route_out: Sequence[pulumi.Resource] = ()
+    """What gives the app subnets their route to the internet (``Network.app_route_out``): the
+    Auto Scaling groups are created after it, so no host boots without a way to its packages."""
+
+    scaling: AppScaling | None = None
+    """Target-tracking scaling (None: the groups stay at ``desired_capacity``)."""
+
+    metrics_stack_label: str | None = None
+    """Value of the ``Stack`` dimension of the hosts' own metrics (``missing_external_secrets``);
+    None: the hosts publish none."""
 
 
 # --------------------------------------------------------------------------------------
@@ -332,16 +391,40 @@ def render_unit(*, workers: int, app_port: int = APP_PORT) -> str:
     return buffer.getvalue()
 
 
-def host_config(*, region: str, parameter_path: str, wait_seconds: int) -> dict[str, Any]:
+def host_config(*, region: str, parameter_path: str, wait_seconds: int,
+                metrics_stack_label: str | None = None) -> dict[str, Any]:
     """``/etc/sark/host.json``: what sark-render-env needs (names only, never values)."""
-    return {
+    config: dict[str, Any] = {
         "region": region,
         "parameterPath": parameter_path,
         "envFile": ENV_FILE,
         "owner": SERVICE_USER,
         "waitSeconds": wait_seconds,
         "waitForDataStores": True,
+        "statusFile": "/run/sark-env-status.json",
     }
+    if metrics_stack_label:
+        config["metrics"] = {"namespace": METRICS_NAMESPACE, "dimensions": {"Stack": metrics_stack_label}}
+    return config
+
+
+def render_report_units() -> dict[str, str]:
+    """``sark-env-report.service`` and ``.timer``: the missing-secret metric, every 5 minutes."""
+    units: dict[str, str] = {}
+    for suffix, sections in (
+        ("service", {"Unit": {"Description": "SARK: report out-of-band secrets the service runs without"},
+                     "Service": {"Type": "oneshot", "ExecStart": f"{RENDER_ENV} --report"}}),
+        ("timer", {"Unit": {"Description": "SARK: report out-of-band secrets every 5 minutes"},
+                   "Timer": {"OnBootSec": "5min", "OnUnitActiveSec": "5min", "RandomizedDelaySec": "30s"},
+                   "Install": {"WantedBy": "timers.target"}}),
+    ):
+        unit = configparser.RawConfigParser(delimiters=("=",), interpolation=None)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read_dict(sections)
+        buffer = io.StringIO()
+        unit.write(buffer, space_around_delimiters=False)
+        units[f"/etc/systemd/system/{REPORT_UNIT}.{suffix}"] = buffer.getvalue()
+    return units
 
 
 def ufw_commands(*, vpc_cidr: str, monitoring_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[list[str]]:
@@ -363,7 +446,8 @@ def ufw_commands(*, vpc_cidr: str, monitoring_cidrs: Sequence[str], admin_cidrs:
 def render_cloud_config(*, stack: str, environment: str, region: str, parameter_path: str, repository_url: str,
                         release: str, workers: int, vpc_cidr: str, monitoring_cidrs: Sequence[str],
                         admin_cidrs: Sequence[str], wait_seconds: int = 900,
-                        cloudwatch_agent: CloudWatchAgentSetup | None = None) -> str:
+                        cloudwatch_agent: CloudWatchAgentSetup | None = None,
+                        metrics_stack_label: str | None = None) -> str:
     """The ``#cloud-config`` document of one release's hosts (checklist Pre-Deployment 1.1, 4; Deployment 1.1)."""
     hostname = (f'name="sark-{environment}-$(cloud-init query v1.instance_id)"; hostnamectl set-hostname "$name"; '
                 'echo "127.0.1.1 $name" >> /etc/hosts')
@@ -388,45 +472,52 @@ def render_cloud_config(*, stack: str, environment: str, region: str, parameter_
         "write_files": [
             {"path": HOST_CONFIG, "owner": "root:root", "permissions": "0644",
              "content": json.dumps(host_config(region=region, parameter_path=parameter_path,
-                                               wait_seconds=wait_seconds), indent=2) + "\n"},
+                                               wait_seconds=wait_seconds, metrics_stack_label=metrics_stack_label),
+                                   indent=2) + "\n"},
+            # write_files runs in cloud-init's first stage, before the package install.
+            {"path": APT_RETRIES_PATH, "owner": "root:root", "permissions": "0644", "content": APT_RETRIES},
             {"path": RENDER_ENV, "owner": "root:root", "permissions": "0755",
              "content": (TEMPLATES / "render_env.py").read_text()},
             {"path": INSTALL, "owner": "root:root", "permissions": "0755",
              "content": (TEMPLATES / "install_sark.sh").read_text()},
             {"path": MIGRATE, "owner": "root:root", "permissions": "0755",
              "content": (TEMPLATES / "migrate.sh").read_text()},
+            *([{"path": INSTALL_AGENT, "owner": "root:root", "permissions": "0755",
+                "content": (TEMPLATES / "install_agent.sh").read_text()}] if cloudwatch_agent else []),
             {"path": UNIT_PATH, "owner": "root:root", "permissions": "0644", "content": render_unit(workers=workers)},
+            *({"path": path, "owner": "root:root", "permissions": "0644", "content": content}
+              for path, content in sorted(render_report_units().items())),
             *({"path": path, "owner": "root:root", "permissions": "0644", "content": content}
               for path, content in sorted((cloudwatch_agent.files if cloudwatch_agent else {}).items())),
         ],
         "runcmd": [
-            # runcmd becomes one shell script; stop at the first failure so cloud-init reports
-            # an error (the release gate checks `cloud-init status`) instead of starting a
-            # half-installed service.
+            # runcmd becomes one shell script; stop at the first failure so a failed install
+            # never enables a half-installed service (sark-install leaves a failure marker that
+            # sark-migrate, and so the release gate, reports).
             "set -e",
             ["sh", "-c", hostname],
             *ufw_commands(vpc_cidr=vpc_cidr, monitoring_cidrs=monitoring_cidrs, admin_cidrs=admin_cidrs),
+            # Before the app, so the install's output already reaches CloudWatch Logs.
+            *([_agent_command(cloudwatch_agent)] if cloudwatch_agent else []),
             [INSTALL, repository_url, release],
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "sark.service"],
-            # After the service: a monitoring hiccup must not keep the app from starting, but
-            # it still fails cloud-init, and so the release gate, loudly.
-            *(_agent_commands(cloudwatch_agent) if cloudwatch_agent else []),
+            ["systemctl", "enable", "sark.service", f"{REPORT_UNIT}.timer"],
+            # --no-block: the start job (ExecStartPre waits for parameters, secrets and data
+            # stores, up to waitSeconds and then again after each restart) must not hold
+            # cloud-init, nor fail it under `set -e` on a first deployment.
+            ["systemctl", "start", "--no-block", "sark.service", f"{REPORT_UNIT}.timer"],
         ],
         "final_message": f"SARK {release} ({stack}) host ready after $UPTIME seconds",
     }
     return "#cloud-config\n" + yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=1000)
 
 
-def _agent_commands(agent: CloudWatchAgentSetup) -> list[list[str]]:
-    package = "/tmp/amazon-cloudwatch-agent.deb"  # noqa: S108 (root-only first boot, fixed name)
-    return [
-        ["curl", "-fsSL", "--retry", "5", "-o", package, agent.package_url],
-        ["apt-get", "install", "-y", package],
-        *(["systemctl", "restart", service] for service in agent.restart_services),
-        ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s",
-         "-c", f"ssm:{agent.config_parameter}"],
-    ]
+def _agent_command(agent: CloudWatchAgentSetup) -> list[str]:
+    """``sark-install-agent`` (retried network steps) whose failure is logged but does not stop the
+    boot: a host without its agent still serves, a host without SARK does not."""
+    command = shlex.join([INSTALL_AGENT, agent.config_parameter, *agent.restart_services])
+    return ["sh", "-c", f"SARK_AGENT_PACKAGE_URL={shlex.quote(agent.package_url)} {command} || "
+                        "echo 'sark: CloudWatch agent setup failed; continuing without it' >&2"]
 
 
 class _CloudConfigDumper(yaml.SafeDumper):
@@ -441,13 +532,22 @@ def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _CloudConfigDumper.add_representer(str, _represent_text)
 
 
+USER_DATA_HEADROOM = 4096
+"""Bytes the compressed user data must leave free under EC2's limit, so the next script added
+does not break the hosts' launch."""
+
+
 def encode_user_data(text: str) -> str:
-    """Base64 for a launch template; gzip first only if the plain text exceeds EC2's 16 KiB limit."""
-    raw = text.encode()
-    if len(raw) > USER_DATA_LIMIT:
-        raw = gzip.compress(raw, mtime=0)
-        if len(raw) > USER_DATA_LIMIT:
-            raise pulumi.RunError(f"user data is {len(raw)} bytes even compressed; EC2 allows {USER_DATA_LIMIT}")
+    """Gzip, then base64, for a launch template.
+
+    Always compressed (cloud-init recognises gzip user data by its magic bytes): the plain
+    document is close to EC2's 16,384-byte limit, compressed it is a third of that.
+    ``mtime=0`` keeps the bytes, and so the launch template, identical from run to run.
+    """
+    raw = gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    if len(raw) > USER_DATA_LIMIT - USER_DATA_HEADROOM:
+        raise pulumi.RunError(f"user data is {len(raw)} bytes compressed; EC2 allows {USER_DATA_LIMIT} and the "
+                              f"stack keeps {USER_DATA_HEADROOM} free")
     return base64.b64encode(raw).decode()
 
 
@@ -470,6 +570,14 @@ def instance_policy(*, partition: str, region: str, account_id: str, parameter_p
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             "Resource": sorted(set(secret_arns)),
+        },
+        {
+            "Sid": "PublishOwnMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            # PutMetricData has no resource-level permissions; the namespace condition is the scope.
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
         },
         {
             "Sid": "DecryptThroughSecretsManagerAndSsmOnly",
@@ -547,13 +655,21 @@ class AppHosts(pulumi.ComponentResource):
     parameter_names: dict[str, pulumi.Output[str]]
     """SSM parameter name per environment variable (settings and secret ARNs)."""
 
-    image_id: pulumi.Output[str]
+    image_id: str
     """The Ubuntu 22.04 AMI the launch templates use."""
 
     def __init__(self, name: str, args: AppHostsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:app:AppHosts", name, None, opts)
         if not args.versions:
             raise pulumi.RunError(f"{name}: versions is empty; at least the current release needs hosts")
+        if args.scaling is not None:
+            lacking = sorted(set(args.versions) - set(args.scaling.target_group_arn_suffixes))
+            if lacking:
+                raise pulumi.RunError(f"{name}: scaling.target_group_arn_suffixes lacks {', '.join(lacking)}; "
+                                      "request-count scaling needs each release's target group")
+            if not 1 <= args.scaling.cpu_target_percent <= 100:
+                raise pulumi.RunError(f"{name}: scaling.cpu_target_percent {args.scaling.cpu_target_percent:g} is "
+                                      "not allowed; expected 1 to 100")
         if not args.parameter_path.startswith("/") or args.parameter_path.rstrip("/").count("/") < 2:
             raise pulumi.RunError(f"{name}: parameter_path {args.parameter_path!r} is not allowed; expected a "
                                   "stack-specific path such as /sark/production")
@@ -578,6 +694,7 @@ class AppHosts(pulumi.ComponentResource):
         for key, policy in MANAGED_POLICIES.items():
             aws.iam.RolePolicyAttachment(f"{name}-{key}", role=role.name,
                                          policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=child)
+        aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=ssm_agent_policy(), opts=child)
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         secret_arns = pulumi.Output.all(*args.secret_arns.values())
@@ -596,10 +713,15 @@ class AppHosts(pulumi.ComponentResource):
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
 
+        if not re.fullmatch(r"ami-[0-9a-f]{8,17}", args.image_id):
+            raise pulumi.RunError(f"{name}: image_id {args.image_id!r} is not allowed; expected an AMI id such as "
+                                  "ami-0123456789abcdef0 (scripts/newest_ami.py prints the newest Ubuntu 22.04)")
+        # The pinned image, looked up only to check it is Canonical's Ubuntu 22.04 amd64 (a
+        # preview fails with "no matching EC2 AMI" otherwise) and to learn its root device.
         ami = aws.ec2.get_ami_output(
-            most_recent=True,
             owners=[CANONICAL_OWNER_ID],
             filters=[
+                aws.ec2.GetAmiFilterArgs(name="image-id", values=[args.image_id]),
                 aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_JAMMY_AMD64]),
                 aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
                 aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
@@ -616,12 +738,13 @@ class AppHosts(pulumi.ComponentResource):
                                     parameter_path=path, repository_url=args.repository_url, release=v,
                                     workers=args.workers, vpc_cidr=cidr, monitoring_cidrs=args.monitoring_cidrs,
                                     admin_cidrs=args.admin_cidrs, wait_seconds=args.env_wait_seconds,
-                                    cloudwatch_agent=args.cloudwatch_agent)))
+                                    cloudwatch_agent=args.cloudwatch_agent,
+                                    metrics_stack_label=args.metrics_stack_label)))
             tags = {"Name": f"sark-{args.stack}-{key}", "sark:role": "app", "sark:release": version}
             template = aws.ec2.LaunchTemplate(
                 f"{name}-{key}-lt",
                 description=f"SARK {version} hosts",
-                image_id=ami.id,
+                image_id=args.image_id,
                 instance_type=args.instance_type,
                 iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
                 metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -685,14 +808,24 @@ class AppHosts(pulumi.ComponentResource):
                 ),
                 enabled_metrics=["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"],
                 tags=[aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True) for k, v in tags.items()],
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # No host before its subnet's NAT route and association exist.
+                    depends_on=list(args.route_out),
+                    # With scaling on, the group's size is the scaling policies' to set; an
+                    # update must not reset it to desired_capacity.
+                    ignore_changes=["desiredCapacity"] if args.scaling else None,
+                ),
             )
+            if args.scaling is not None:
+                self._scaling(name, version, group, scaling=args.scaling,
+                              warmup_seconds=args.health_check_grace_period_seconds)
             self.autoscaling_group_names[version] = group.name
             self.launch_template_ids[version] = template.id
 
         self.role_arn = role.arn
         self.instance_profile_arn = profile.arn
-        self.image_id = ami.id
+        self.image_id = args.image_id
         self.register_outputs({
             "autoscalingGroupNames": self.autoscaling_group_names,
             "launchTemplateIds": self.launch_template_ids,
@@ -701,6 +834,37 @@ class AppHosts(pulumi.ComponentResource):
             "parameterNames": self.parameter_names,
             "imageId": self.image_id,
         })
+
+    def _scaling(self, name: str, version: str, group: aws.autoscaling.Group, *, scaling: AppScaling,
+                 warmup_seconds: int) -> None:
+        key = version_key(version)
+        child = pulumi.ResourceOptions(parent=self)
+        target = aws.autoscaling.PolicyTargetTrackingConfigurationArgs
+        metric = aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs
+        aws.autoscaling.Policy(
+            f"{name}-{key}-cpu-scaling",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=warmup_seconds,
+            target_tracking_configuration=target(
+                predefined_metric_specification=metric(predefined_metric_type="ASGAverageCPUUtilization"),
+                target_value=scaling.cpu_target_percent),
+            opts=child,
+        )
+        aws.autoscaling.Policy(
+            f"{name}-{key}-requests-scaling",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=warmup_seconds,
+            target_tracking_configuration=target(
+                predefined_metric_specification=metric(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    # app/<lb-name>/<id>/targetgroup/<tg-name>/<id>
+                    resource_label=pulumi.Output.concat(scaling.load_balancer_arn_suffix, "/",
+                                                        scaling.target_group_arn_suffixes[version])),
+                target_value=scaling.requests_per_target),
+            opts=child,
+        )
 
     @staticmethod
     def _env_values(args: AppHostsArgs) -> dict[str, pulumi.Input[str]]:

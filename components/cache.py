@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components._names import bounded_name
+
 PORT = 6379
 ENGINES = ("valkey", "redis")
 
@@ -145,6 +147,9 @@ class Cache(pulumi.ComponentResource):
         )
         group = aws.elasticache.ReplicationGroup(
             f"{name}-group",
+            # ElastiCache allows 40 characters; the auto-name (logical name + 8) passes that
+            # for longer stack names (components/_names.py).
+            replication_group_id=bounded_name(name, 40, name, "replication-group"),
             description=f"SARK {args.engine} cache",
             engine=args.engine,
             engine_version=args.engine_version,

@@ -94,7 +94,10 @@ LOGROTATE_SARK_CONF = """\
     endscript
 }
 """
-"""logrotate policy for the app log file (``/etc/logrotate.d/sark``)."""
+"""logrotate policy for the app log file (:data:`LOGROTATE_PATH`), shipped with the rsyslog drop-in:
+without it /var/log/sark/sark.log grows until the root volume is full."""
+
+LOGROTATE_PATH = "/etc/logrotate.d/sark"
 
 # Metrics are collected once a minute: standard resolution is what the alarms evaluate,
 # and a finer interval would only multiply PutMetricData cost.

@@ -17,22 +17,39 @@ Creates:
 - an HTTP:80 listener that only redirects to HTTPS:443 with a 301;
 - per live release (keyed by release tag): an HTTP:8000 target group with the checklist's
   health check (``/health`` every 10 s, unhealthy after 3, healthy after 2, matcher 200) and
-  a listener rule that sends requests carrying ``X-Sark-Release: <tag>`` to it. That rule
-  makes the load balancer health-check a new release before it takes any traffic (target
-  groups no rule references are never checked) and lets operators smoke-test it;
-- optionally a WAF v2 web ACL with AWS managed rule groups, associated with the load balancer.
+  a listener rule that sends requests carrying ``X-Sark-Release: <tag>`` to it, from
+  ``canary_source_cidrs`` only. That rule makes the load balancer health-check a new release
+  before it takes any traffic (target groups no rule references are never checked) and lets
+  operators smoke-test it; without the source condition any client knowing a tag could reach
+  a release before its gate passed;
+- optionally a WAF v2 web ACL: a per-client-IP rate limit (blocks above ``waf_rate_limit``
+  requests per 5 minutes) before AWS managed rule groups, logging to a KMS-encrypted
+  CloudWatch log group ``aws-waf-logs-<name>`` with retention (the ``aws-waf-logs-`` prefix is
+  what WAF requires of a log group destination) and Authorization/Cookie headers redacted,
+  associated with the load balancer with a create timeout long enough for a new load balancer
+  to become active.
+
+Names that AWS limits (load balancer and target groups: 32 characters) are explicit
+(:func:`load_balancer_name`, :func:`target_group_name`; components/_names.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components._names import (
+    BUCKET_PREFIX_LIMIT,
+    LOAD_BALANCER_NAME_LIMIT,
+    TARGET_GROUP_NAME_LIMIT,
+    bounded_name,
+)
 from components.app_hosts import version_key
 
 HEALTH_CHECK_PATH = "/health"
@@ -44,9 +61,47 @@ WAF_MANAGED_RULE_GROUPS: tuple[str, ...] = (
     "AWSManagedRulesKnownBadInputsRuleSet",
     "AWSManagedRulesAmazonIpReputationList",
 )
+WAF_RATE_RULE = "rate-limit-per-ip"
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
+"""WAF logs only to CloudWatch log groups whose name starts so (WAF developer guide, "Sending web ACL
+traffic logs to an Amazon CloudWatch Logs log group")."""
+WAF_REDACTED_HEADERS: tuple[str, ...] = ("authorization", "cookie")
+"""Headers left out of WAF logs: they carry the clients' tokens and sessions."""
+WAF_ASSOCIATION_CREATE_TIMEOUT = "20m"
+"""A new load balancer takes minutes to become active; WAF refuses the association until then, and
+the provider's default (5 minutes) can run out (terraform-provider-aws wafv2 web_acl_association)."""
+MAX_CANARY_SOURCES = 4
+"""An ALB rule takes 5 condition values in all; the release header takes one."""
 METRICS_RULE_PRIORITY = 1
 TRAFFIC_RULE_PRIORITY = 50000
 """The release's catch-all forward rule; the last rule before the 503 default action."""
+
+
+def load_balancer_name(name: str) -> str:
+    """The load balancer's AWS name: the component name cut to fit 32 characters, plus a digest of it."""
+    return bounded_name(name, LOAD_BALANCER_NAME_LIMIT, name)
+
+
+def target_group_name(name: str, version: str, *, port: int, protocol: str = "HTTP",
+                      target_type: str = "instance") -> str:
+    """A release's target group name (at most 32 characters): ``<prefix>-<release>-<digest>``.
+
+    The digest covers the component name (so prefix and stack), the release and the inputs
+    whose change replaces a target group (port, protocol, target type): a replacement gets a
+    new name, so Pulumi's create-before-delete never collides with the old group.
+    """
+    prefix = name.split("-", 1)[0]
+    return bounded_name(f"{prefix}-{version_key(version)}", TARGET_GROUP_NAME_LIMIT, name, version, port, protocol,
+                        target_type)
+
+
+def log_bucket_prefix(name: str) -> str:
+    """``<name>-logs-``, lower-cased, cut (with a digest) to the 37 characters terraform-provider-aws
+    allows a ``bucket_prefix`` (internal/service/s3/bucket.go)."""
+    plain = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    if len(plain) + len("-logs-") > BUCKET_PREFIX_LIMIT:
+        plain = bounded_name(plain, BUCKET_PREFIX_LIMIT - len("-logs-"), name)
+    return f"{plain}-logs-"
 
 
 def release_rule_priority(version: str) -> int:
@@ -94,8 +149,21 @@ class LoadBalancerArgs:
     access_log_retention_days: int = 90
     """Days access logs are kept."""
 
+    canary_source_cidrs: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Sources allowed to reach a release through its ``X-Sark-Release`` header (1 to 4 CIDRs), e.g.
+    the operators' network, or the stack's NAT addresses (``/32``) for hosts in the VPC."""
+
     waf_enabled: bool = True
-    """Attach a WAF web ACL with AWS managed rule groups."""
+    """Attach a WAF web ACL with a rate limit, AWS managed rule groups and logging."""
+
+    waf_rate_limit: int = 2000
+    """Requests per 5 minutes from one client IP before the WAF blocks it."""
+
+    waf_log_retention_days: int = 90
+    """Days WAF logs are kept."""
+
+    kms_key_arn: pulumi.Input[str] | None = None
+    """Key that encrypts the WAF log group (required with ``waf_enabled``)."""
 
     deletion_protection: bool = True
     """Deletion protection on the load balancer."""
@@ -153,6 +221,9 @@ class LoadBalancer(pulumi.ComponentResource):
     web_acl_arn: pulumi.Output[str] | None
     """ARN of the WAF web ACL, if enabled."""
 
+    waf_log_group_name: pulumi.Output[str] | None = None
+    """CloudWatch log group of the WAF logs, if the WAF is enabled."""
+
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:loadbalancer:LoadBalancer", name, None, opts)
         if not args.versions:
@@ -163,6 +234,14 @@ class LoadBalancer(pulumi.ComponentResource):
         if args.certificate_arn is None and not (args.domain_name and args.hosted_zone_id):
             raise pulumi.RunError(f"{name}: certificate_arn is not set; expected an ACM certificate ARN, or "
                                   "domain_name and hosted_zone_id to create one")
+        if args.waf_enabled and args.kms_key_arn is None:
+            raise pulumi.RunError(f"{name}: kms_key_arn is not set; the WAF log group must be encrypted with the "
+                                  "stack key")
+        if isinstance(args.canary_source_cidrs, Sequence) and not isinstance(args.canary_source_cidrs, str) \
+                and not 1 <= len(args.canary_source_cidrs) <= MAX_CANARY_SOURCES:
+            raise pulumi.RunError(f"{name}: canary_source_cidrs has {len(args.canary_source_cidrs)} entries; expected "
+                                  f"1 to {MAX_CANARY_SOURCES} (an ALB rule takes 5 condition values, one is the "
+                                  "release header)")
         priorities = {release_rule_priority(v): v for v in args.versions}
         if len(priorities) != len(set(args.versions)):
             raise pulumi.RunError(f"{name}: releases {', '.join(args.versions)} map to the same listener rule "
@@ -173,6 +252,7 @@ class LoadBalancer(pulumi.ComponentResource):
 
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
+            name=load_balancer_name(name),
             load_balancer_type="application",
             # Internet-facing on purpose: this is the service's public entry point (Trivy
             # AVD-AWS-0053 does not apply); only 443 and 80 are open, to ingress_cidrs.
@@ -199,6 +279,8 @@ class LoadBalancer(pulumi.ComponentResource):
             key = version_key(version)
             group = aws.lb.TargetGroup(
                 f"{name}-{key}-tg",
+                # Explicit: the auto-name (logical name + 8) passes AWS's 32 characters.
+                name=target_group_name(name, version, port=args.app_port),
                 vpc_id=args.vpc_id,
                 port=args.app_port,
                 protocol="HTTP",
@@ -279,14 +361,19 @@ class LoadBalancer(pulumi.ComponentResource):
                 f"{name}-{version_key(version)}-pin",
                 listener_arn=https.arn,
                 priority=release_rule_priority(version),
-                conditions=[aws.lb.ListenerRuleConditionArgs(
-                    http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
-                        http_header_name=RELEASE_HEADER, values=[version]))],
+                # Header AND source: a release is reachable before its gate only from where
+                # operators (or the stack's own hosts) test it.
+                conditions=[
+                    aws.lb.ListenerRuleConditionArgs(http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                        http_header_name=RELEASE_HEADER, values=[version])),
+                    aws.lb.ListenerRuleConditionArgs(source_ip=aws.lb.ListenerRuleConditionSourceIpArgs(
+                        values=args.canary_source_cidrs)),
+                ],
                 actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=group.arn)],
                 opts=child,
             )
 
-        self.web_acl_arn = self._waf(name, alb) if args.waf_enabled else None
+        self.web_acl_arn = self._waf(name, args, alb) if args.waf_enabled else None
 
         self.load_balancer_arn = alb.arn
         self.arn_suffix = alb.arn_suffix
@@ -316,7 +403,7 @@ class LoadBalancer(pulumi.ComponentResource):
         # would hurt, so the bucket is protected and kept if the stack ever drops it.
         bucket = aws.s3.Bucket(
             f"{name}-access-logs",
-            bucket_prefix=f"{name[:36]}-logs-".lower(),
+            bucket_prefix=log_bucket_prefix(name),
             force_destroy=False,
             tags={"Name": f"{name}-access-logs", "sark:purpose": "access-logs"},
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
@@ -435,9 +522,20 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         return validation.certificate_arn, domain
 
-    def _waf(self, name: str, alb: aws.lb.LoadBalancer) -> pulumi.Output[str]:
+    def _waf(self, name: str, args: LoadBalancerArgs, alb: aws.lb.LoadBalancer) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
-        rules = [
+        # First: a client over the limit is blocked before the managed groups spend effort on it.
+        rate_rule = aws.wafv2.WebAclRuleArgs(
+            name=WAF_RATE_RULE,
+            priority=0,
+            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                    limit=args.waf_rate_limit, aggregate_key_type="IP", evaluation_window_sec=300)),
+            visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, metric_name=WAF_RATE_RULE, sampled_requests_enabled=True),
+        )
+        rules = [rate_rule, *[
             aws.wafv2.WebAclRuleArgs(
                 name=group,
                 priority=index,
@@ -449,7 +547,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     cloudwatch_metrics_enabled=True, metric_name=group, sampled_requests_enabled=True),
             )
             for index, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1)
-        ]
+        ]]
         acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             scope="REGIONAL",
@@ -460,8 +558,60 @@ class LoadBalancer(pulumi.ComponentResource):
                 cloudwatch_metrics_enabled=True, metric_name=f"{name}-waf", sampled_requests_enabled=True),
             opts=child,
         )
-        aws.wafv2.WebAclAssociation(f"{name}-waf-association", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=child)
+        self._waf_logging(name, args, acl)
+        aws.wafv2.WebAclAssociation(
+            f"{name}-waf-association", resource_arn=alb.arn, web_acl_arn=acl.arn,
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
+                create=WAF_ASSOCIATION_CREATE_TIMEOUT)),
+        )
         return acl.arn
+
+    def _waf_logging(self, name: str, args: LoadBalancerArgs, acl: aws.wafv2.WebAcl) -> None:
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=f"{WAF_LOG_GROUP_PREFIX}{name}",
+            retention_in_days=args.waf_log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            # The record of who was blocked and why: kept through a replace or an accidental delete.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        # WAF delivers through the log delivery service; this lets it write to this group only
+        # (terraform-provider-aws docs, wafv2_web_acl_logging_configuration, CloudWatch example).
+        delivery = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-waf-logs-delivery",
+            policy_name=f"{name}-waf-logs-delivery",
+            policy_document=pulumi.Output.all(log_group.arn, identity.account_id).apply(
+                lambda v: waf_log_delivery_policy(log_group_arn=v[0], account_id=v[1], region=args.region)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logging",
+            resource_arn=acl.arn,
+            log_destination_configs=[log_group.arn],
+            redacted_fields=[aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header))
+                for header in WAF_REDACTED_HEADERS],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
+        )
+        self.waf_log_group_name = log_group.name
+
+
+def waf_log_delivery_policy(*, log_group_arn: str, account_id: str, region: str) -> str:
+    """CloudWatch Logs resource policy: the log delivery service may write WAF logs to this group only."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "WafLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:*",
+            # Only deliveries made for this account (confused deputy).
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                          "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account_id}:*"}},
+        }],
+    }, indent=2)
 
 
 def access_log_bucket_policy(*, bucket_arn: str, account_id: str, legacy_elb_account_arn: str | None) -> str:

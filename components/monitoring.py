@@ -18,7 +18,8 @@ Creates:
 - CloudWatch metric alarms, each with ALARM and OK notifications to the topic and a chosen
   treatment of missing data (see :func:`Monitoring._alarms`): 5xx error rate, p95 response
   time, unhealthy targets per target group, CPU and memory per app Auto Scaling group, SIEM
-  forwarding failures, database connections and app pool usage, RDS free storage, cache
+  forwarding failures, app hosts running without an out-of-band secret (the SIEM token not
+  set yet: SARK started with forwarding off), database connections and app pool usage, RDS free storage, cache
   memory / engine CPU / evictions per cache cluster, TimescaleDB host status checks and data
   volume disk use;
 - a CloudWatch dashboard with the checklist's panels.
@@ -53,6 +54,9 @@ LOG_GROUP_KEYS: tuple[str, ...] = ("app", "system", "timescale", "prometheus")
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy); anything else is rejected at deploy time.
 LOG_RETENTION_VALUES: tuple[int, ...] = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+MISSING_SECRETS_METRIC = "missing_external_secrets"
+"""Published by the app hosts (components/templates/app/render_env.py) in :data:`agent.APP_NAMESPACE`."""
 
 # SSM standard parameters hold up to 4 KB; larger values need the (paid) advanced tier.
 SSM_STANDARD_LIMIT = 4096
@@ -116,6 +120,10 @@ class MonitoringArgs:
 
     timescale_data_volume_mount: str = "/var/lib/postgresql"
     """Mount point of the TimescaleDB data volume (the ``path`` dimension of its disk metric)."""
+
+    missing_secrets_alarm: bool = True
+    """Alarm when an app host runs without an out-of-band secret (metric ``missing_external_secrets``,
+    published by sark-render-env on the hosts every 5 minutes)."""
 
     timescale_system_check_alarm: bool = True
     """Alarm on ``StatusCheckFailed_System`` too. Turn off only when the TimescaleDB component already
@@ -426,6 +434,20 @@ class Monitoring(pulumi.ComponentResource):
             # publishes nothing: silence means no failures. A dead app is caught by target health.
             treat_missing_data="notBreaching",
         ))
+        if args.missing_secrets_alarm:
+            alarms.append(alarm(
+                "missing-external-secrets",
+                description="An app host runs without a secret an operator must set (the SIEM token, a Consul or "
+                            "Vault token): SARK started with that integration OFF, so audit events are not "
+                            "forwarded. Set the value and restart the service (docs/app-tier.md, first deployment).",
+                severity="critical",
+                namespace=agent.APP_NAMESPACE, metric_name=MISSING_SECRETS_METRIC, dimensions=app_dims,
+                # Each host publishes its count every 5 minutes; the worst host decides.
+                statistic="Maximum", period=300, evaluation_periods=1,
+                threshold=1, comparison="GreaterThanOrEqualToThreshold",
+                # No host reporting means no host running; the target-health alarms page for that.
+                treat_missing_data="notBreaching",
+            ))
         pool_limit = args.app_db_pool_size * args.db_pool_usage_percent / 100
         alarms.append(alarm(
             "db-pool-usage",

@@ -19,6 +19,19 @@ Creates (when no existing VPC is given):
 No subnet assigns public IPs on launch, the public ones included: only the load balancer
 and the NAT gateways live there, and they get their addresses explicitly.
 
+Routes are separate ``aws.ec2.Route`` resources, never inline ``routes`` of a route table: a
+route table with inline routes owns all of its routes, so a route added beside it (the
+documented peering route to the monitoring VPC) would be deleted by the next ``pulumi up``
+(terraform-provider-aws, ``aws_route_table`` docs: "NOTE on Route Tables and Routes").
+Extra routes for the private tiers come from config (``privateRoutes``) as
+:class:`PrivateRoute` values.
+
+A host in a private subnet can only install packages once its subnet has a route out: the
+NAT gateway, the ``0.0.0.0/0`` route and the subnet's route-table association. Those
+resources are exposed per tier (:attr:`Network.app_route_out`, :attr:`Network.data_route_out`)
+so the app hosts and the TimescaleDB host can depend on them; otherwise the engine may
+launch a host before its route exists, and its first boot fails.
+
 With ``existing`` set, nothing above is created; the component only exposes the given ids
 (flow logs, endpoints and the default security group then belong to the VPC's owner).
 """
@@ -40,6 +53,34 @@ INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = (
     "ssm", "ssmmessages", "ec2messages", "secretsmanager", "logs", "monitoring",
 )
 TIERS: tuple[str, ...] = ("public", "app", "data")
+
+ROUTE_TARGET_PROPERTIES: dict[str, str] = {
+    "pcx-": "vpc_peering_connection_id",
+    "tgw-": "transit_gateway_id",
+    "vgw-": "gateway_id",
+    "nat-": "nat_gateway_id",
+    "eni-": "network_interface_id",
+    "vpce-": "vpc_endpoint_id",
+}
+"""Targets a private route may name, by id prefix, and the ``aws.ec2.Route`` argument each one
+goes to. An internet gateway (``igw-``) is not among them: it would make a private subnet public."""
+
+
+def route_target_property(target_id: str) -> str | None:
+    """The ``aws.ec2.Route`` argument for ``target_id``, or None if that kind of target is not allowed."""
+    return next((prop for prefix, prop in ROUTE_TARGET_PROPERTIES.items() if target_id.startswith(prefix)), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrivateRoute:
+    """A route added to every private (app and data) route table, e.g. to a peered monitoring VPC."""
+
+    destination_cidr: str
+    """IPv4 block the route leads to."""
+
+    target_id: str
+    """Where it leads: a peering connection, transit gateway, virtual private gateway, ... (see
+    :data:`ROUTE_TARGET_PROPERTIES`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +126,9 @@ class NetworkArgs:
     existing: ExistingVpc | None = None
     """Use this VPC instead of creating one."""
 
+    private_routes: Sequence[PrivateRoute] = ()
+    """Extra routes of the app and data route tables (not possible with ``existing``)."""
+
 
 def subnet_cidrs(vpc_cidr: str, az_count: int) -> dict[str, list[str]]:
     """Carve the VPC block into per-tier, per-zone subnets.
@@ -124,8 +168,24 @@ class Network(pulumi.ComponentResource):
     app_subnet_cidrs: pulumi.Output[list[str]]
     """IPv4 blocks of the app subnets (for host-level allow lists such as pg_hba.conf)."""
 
+    app_route_out: list[pulumi.Resource]
+    """What gives the app subnets their route to the internet (NAT gateways, default routes,
+    route-table associations): hosts there depend on it. Empty for an existing VPC."""
+
+    data_route_out: list[pulumi.Resource]
+    """The same for the data subnets (the TimescaleDB host installs its packages at boot)."""
+
+    nat_public_ips: pulumi.Output[list[str]]
+    """Public addresses of the NAT gateways: what the internet sees of a host in a private subnet.
+    Empty for an existing VPC."""
+
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:network:Network", name, None, opts)
+        for route in args.private_routes:
+            _check_route(name, route, args.vpc_cidr)
+        if args.existing is not None and args.private_routes:
+            raise pulumi.RunError(f"{name}: private_routes cannot be added to an existing VPC; its owner manages "
+                                  "its route tables")
         if args.existing is not None:
             self._adopt(name, args.existing)
         else:
@@ -137,6 +197,7 @@ class Network(pulumi.ComponentResource):
             "appSubnetIds": self.app_subnet_ids,
             "dataSubnetIds": self.data_subnet_ids,
             "appSubnetCidrs": self.app_subnet_cidrs,
+            "natPublicIps": self.nat_public_ips,
         })
 
     def _adopt(self, name: str, existing: ExistingVpc) -> None:
@@ -151,6 +212,10 @@ class Network(pulumi.ComponentResource):
             aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOutputOptions(parent=self)).cidr_block
             for subnet_id in existing.app_subnet_ids
         ])
+        # The owner of an existing VPC provides the routes; nothing here to wait for.
+        self.app_route_out = []
+        self.data_route_out = []
+        self.nat_public_ips = pulumi.Output.from_input([])
 
     def _create(self, name: str, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -183,11 +248,10 @@ class Network(pulumi.ComponentResource):
         )
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": f"{name}-igw"}, opts=child)
 
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt", vpc_id=vpc.id,
-            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
-            tags={"Name": f"{name}-public-rt"}, opts=child,
-        )
+        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, tags={"Name": f"{name}-public-rt"},
+                                       opts=child)
+        aws.ec2.Route(f"{name}-public-default-route", route_table_id=public_rt.id,
+                      destination_cidr_block="0.0.0.0/0", gateway_id=igw.id, opts=child)
         subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
         for tier in TIERS:
             for zone, cidr in zip(zones, cidrs[tier], strict=True):
@@ -207,9 +271,11 @@ class Network(pulumi.ComponentResource):
 
         nat_zones = zones[:1] if args.single_nat_gateway else zones
         nats: dict[str, aws.ec2.NatGateway] = {}
+        eips: list[aws.ec2.Eip] = []
         for zone, public_subnet in zip(nat_zones, subnets["public"], strict=False):
             eip = aws.ec2.Eip(f"{name}-nat-{zone}-eip", domain="vpc", tags={"Name": f"{name}-nat-{zone}"},
                               opts=child)
+            eips.append(eip)
             nats[zone] = aws.ec2.NatGateway(
                 f"{name}-nat-{zone}", allocation_id=eip.allocation_id, subnet_id=public_subnet.id,
                 tags={"Name": f"{name}-nat-{zone}"},
@@ -220,17 +286,26 @@ class Network(pulumi.ComponentResource):
         # no public IPs), and the data tier's security groups allow no egress except where a
         # host needs it, so RDS and ElastiCache stay unreachable from outside.
         private_rts: list[aws.ec2.RouteTable] = []
+        route_out: dict[str, list[pulumi.Resource]] = {"app": [], "data": []}
         for tier in ("app", "data"):
             for zone, subnet in zip(zones, subnets[tier], strict=True):
                 nat = nats.get(zone) or nats[nat_zones[0]]
-                route_table = aws.ec2.RouteTable(
-                    f"{name}-{tier}-{zone}-rt", vpc_id=vpc.id,
-                    routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
-                    tags={"Name": f"{name}-{tier}-{zone}-rt"}, opts=child,
-                )
-                aws.ec2.RouteTableAssociation(f"{name}-{tier}-{zone}-rta", subnet_id=subnet.id,
-                                              route_table_id=route_table.id, opts=child)
+                route_table = aws.ec2.RouteTable(f"{name}-{tier}-{zone}-rt", vpc_id=vpc.id,
+                                                 tags={"Name": f"{name}-{tier}-{zone}-rt"}, opts=child)
+                default_route = aws.ec2.Route(f"{name}-{tier}-{zone}-default-route", route_table_id=route_table.id,
+                                              destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
+                association = aws.ec2.RouteTableAssociation(f"{name}-{tier}-{zone}-rta", subnet_id=subnet.id,
+                                                            route_table_id=route_table.id, opts=child)
+                for route in args.private_routes:
+                    aws.ec2.Route(
+                        f"{name}-{tier}-{zone}-route-{_route_key(route.destination_cidr)}",
+                        route_table_id=route_table.id,
+                        destination_cidr_block=route.destination_cidr,
+                        **{route_target_property(route.target_id) or "": route.target_id},
+                        opts=child,
+                    )
                 private_rts.append(route_table)
+                route_out[tier] += [nat, default_route, association]
 
         self._flow_logs(name, args, vpc)
         self._endpoints(name, args, vpc, subnets["app"], private_rts)
@@ -242,6 +317,9 @@ class Network(pulumi.ComponentResource):
         self.app_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["app"]])
         self.data_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["data"]])
         self.app_subnet_cidrs = pulumi.Output.from_input(cidrs["app"])
+        self.app_route_out = _unique(route_out["app"])
+        self.data_route_out = _unique(route_out["data"])
+        self.nat_public_ips = pulumi.Output.all(*[eip.public_ip for eip in eips])
 
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -323,3 +401,29 @@ class Network(pulumi.ComponentResource):
             tags={"Name": f"{name}-s3"},
             opts=child,
         )
+
+
+def _route_key(cidr: str) -> str:
+    return cidr.replace(".", "-").replace("/", "-")
+
+
+def _unique(resources: list[pulumi.Resource]) -> list[pulumi.Resource]:
+    seen: list[pulumi.Resource] = []
+    for resource in resources:
+        if not any(resource is known for known in seen):
+            seen.append(resource)
+    return seen
+
+
+def _check_route(name: str, route: PrivateRoute, vpc_cidr: str) -> None:
+    try:
+        destination = ipaddress.IPv4Network(route.destination_cidr, strict=True)
+    except ValueError:
+        raise pulumi.RunError(f"{name}: private route destination {route.destination_cidr!r} is not allowed; "
+                              "expected an IPv4 CIDR block such as 10.60.0.0/16") from None
+    if destination.prefixlen == 0 or destination.overlaps(ipaddress.IPv4Network(vpc_cidr)):
+        raise pulumi.RunError(f"{name}: private route destination {route.destination_cidr!r} is not allowed; "
+                              f"expected a block outside the VPC ({vpc_cidr}) other than 0.0.0.0/0 (the NAT route)")
+    if route_target_property(route.target_id) is None:
+        raise pulumi.RunError(f"{name}: private route target {route.target_id!r} is not allowed; expected an id "
+                              f"starting {', '.join(ROUTE_TARGET_PROPERTIES)}")

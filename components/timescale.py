@@ -1,7 +1,8 @@
 """The self-managed TimescaleDB host (RDS cannot load the timescaledb extension).
 
 Creates:
-- an EC2 instance (Ubuntu 22.04, Canonical's latest image at creation) in a data subnet,
+- an EC2 instance (the pinned Ubuntu 22.04 image ``image_id``, checked to be Canonical's) in
+  a data subnet, created only after that subnet's route out (``route_out``) exists,
   in the TimescaleDB security group, tagged ``sark:role=timescale``: IMDSv2 only (hop limit
   1), no public IP, termination protection, detailed monitoring, an encrypted gp3 root
   volume (stack key);
@@ -10,14 +11,17 @@ Creates:
   replacement of the instance;
 - an instance role and profile with least privilege: read the ``TIMESCALE_PASSWORD``
   secret only (and decrypt it with the stack key only through Secrets Manager), SSM
-  Session Manager / Run Command (``AmazonSSMManagedInstanceCore``) and the CloudWatch agent
+  Session Manager / Run Command (``_iam.ssm_agent_policy``: AmazonSSMManagedInstanceCore
+  without its account-wide ``ssm:GetParameter*``) and the CloudWatch agent
   (``CloudWatchAgentServerPolicy``);
 - cloud-init user data (a ``#cloud-config`` document) that mounts the data volume (found
   by its id, formatted only when empty), installs PostgreSQL and TimescaleDB from their
   official repositories, creates database ``sark_audit`` owned by ``sark`` with the
   extension, turns on TLS with a certificate made on the host, listens on the private
   address only, lets only the app subnets in (``hostssl`` + ``scram-sha-256``), and sets
-  the password it reads itself from Secrets Manager. The user data holds no secret;
+  the password it reads itself from Secrets Manager. Network steps (apt, curl) are retried.
+  The user data holds no secret and is sent gzip-compressed (``user_data_base64``) to stay
+  well under EC2's 16,384 bytes;
 - daily AWS Backup snapshots of the data volume, kept ``snapshot_retention_days``, in a
   backup vault encrypted with the stack key (protected);
 - a CloudWatch alarm on ``StatusCheckFailed_System`` that recovers the instance
@@ -29,6 +33,8 @@ The host's scripts live in ``templates/timescale/``; the rotation Lambda
 
 from __future__ import annotations
 
+import base64
+import gzip
 import ipaddress
 import json
 import re
@@ -42,7 +48,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from components._iam import assume_role_policy
+from components._iam import assume_role_policy, ssm_agent_policy
+from components._names import BACKUP_NAME_LIMIT, bounded_name
 
 TEMPLATES = Path(__file__).parent / "templates" / "timescale"
 PASSWORD_TOOL = "/usr/local/sbin/sark-timescale-password"  # noqa: S105 (a path, not a password)
@@ -60,6 +67,8 @@ CANONICAL = "099720109477"
 UBUNTU_JAMMY = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
 USER_DATA_LIMIT = 16384
 """EC2 rejects user data above 16 KiB."""
+USER_DATA_HEADROOM = 4096
+"""Bytes the compressed user data leaves free under the limit."""
 
 
 
@@ -94,6 +103,14 @@ class TimescaleHostArgs:
 
     app_subnet_cidrs: pulumi.Input[Sequence[pulumi.Input[str]]]
     """App subnets: the only networks pg_hba.conf lets in (over TLS, with scram-sha-256)."""
+
+    image_id: str
+    """Pinned Ubuntu 22.04 amd64 AMI (``timescaleImageId``). Changes are ignored on the running
+    host (it patches itself; replacing the database host is a deliberate act)."""
+
+    route_out: Sequence[pulumi.Resource] = ()
+    """What gives the host's subnet its route to the internet (``Network.data_route_out``): the
+    instance is created after it, as its first boot installs packages."""
 
     instance_type: str = "m6i.xlarge"
     """EC2 instance type (x86_64, Nitro: the data volume is found by its NVMe serial)."""
@@ -163,10 +180,12 @@ class TimescaleHost(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.extra_tags)
 
+        # The pinned image, looked up only to check it is Canonical's jammy amd64 image: a wrong
+        # id fails the preview instead of booting something else.
         ami = aws.ec2.get_ami_output(
-            most_recent=True,
             owners=[CANONICAL],
-            filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_JAMMY]),
+            filters=[aws.ec2.GetAmiFilterArgs(name="image-id", values=[args.image_id]),
+                     aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_JAMMY]),
                      aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"])],
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
@@ -192,13 +211,14 @@ class TimescaleHost(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        for policy in ("AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"):
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{policy}",
-                role=role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=child,
-            )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-CloudWatchAgentServerPolicy",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
+            opts=child,
+        )
+        # Not AmazonSSMManagedInstanceCore: its ssm:GetParameter* on "*" reads every parameter.
+        aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=ssm_agent_policy(), opts=child)
         aws.iam.RolePolicy(
             f"{name}-read-password",
             role=role.id,
@@ -219,7 +239,8 @@ class TimescaleHost(pulumi.ComponentResource):
 
         instance = aws.ec2.Instance(
             f"{name}-instance",
-            ami=ami.id,
+            # ami.id is the same id once the lookup has confirmed it is Canonical's.
+            ami=pulumi.Output.all(ami.id, args.image_id).apply(lambda ids: args.image_id),
             instance_type=args.instance_type,
             subnet_id=args.subnet_id,
             vpc_security_group_ids=[args.security_group_id],
@@ -235,11 +256,12 @@ class TimescaleHost(pulumi.ComponentResource):
                 encrypted=True, kms_key_id=args.key_arn, volume_type="gp3", volume_size=args.root_volume_gb,
                 delete_on_termination=True, tags={**tags, "Name": f"{name}-root"}),
             maintenance_options=aws.ec2.InstanceMaintenanceOptionsArgs(auto_recovery="default"),
-            user_data=self.user_data,
+            user_data_base64=self.user_data.apply(compress_user_data),
             tags={**tags, "Name": name, "sark:role": "timescale"},
-            # A newer Ubuntu image must not replace the database host on the next update; the
+            # A new pinned image must not replace the database host on the next update; the
             # host patches itself, and a new image is rolled out by replacing it on purpose.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            # No boot before the data subnet's NAT route: the first boot installs packages.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"], depends_on=list(args.route_out)),
         )
         aws.ec2.VolumeAttachment(
             f"{name}-data-attachment",
@@ -285,8 +307,11 @@ class TimescaleHost(pulumi.ComponentResource):
 
     def _backups(self, name: str, args: TimescaleHostArgs, volume: aws.ebs.Volume, tags: dict[str, str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
+        # AWS Backup names allow 50 characters; auto-names (logical name + 8) pass that for
+        # longer stack names, so all three are explicit (components/_names.py).
         vault = aws.backup.Vault(
             f"{name}-backups",
+            name=bounded_name(f"{name}-backups", BACKUP_NAME_LIMIT, name, "vault"),
             kms_key_arn=args.key_arn,
             force_destroy=False,
             tags=tags,
@@ -295,6 +320,7 @@ class TimescaleHost(pulumi.ComponentResource):
         )
         plan = aws.backup.Plan(
             f"{name}-backup-plan",
+            name=bounded_name(f"{name}-daily", BACKUP_NAME_LIMIT, name, "plan"),
             rules=[aws.backup.PlanRuleArgs(
                 rule_name="daily",
                 target_vault_name=vault.name,
@@ -323,6 +349,7 @@ class TimescaleHost(pulumi.ComponentResource):
             )
         aws.backup.Selection(
             f"{name}-backup-selection",
+            name=bounded_name(f"{name}-data-volume", BACKUP_NAME_LIMIT, name, "selection"),
             plan_id=plan.id,
             iam_role_arn=role.arn,
             resources=[volume.arn],
@@ -330,8 +357,24 @@ class TimescaleHost(pulumi.ComponentResource):
         )
 
 
+def compress_user_data(text: str) -> str:
+    """gzip + base64 for ``user_data_base64`` (cloud-init recognises gzip by its magic bytes).
+
+    Compressed it is about a third of EC2's 16,384-byte limit, which the plain document had
+    nearly reached; ``mtime=0`` keeps the bytes identical from run to run.
+    """
+    raw = gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    if len(raw) > USER_DATA_LIMIT - USER_DATA_HEADROOM:
+        raise TimescaleArgsError(f"TimescaleDB user data is {len(raw)} bytes compressed; EC2 allows "
+                                 f"{USER_DATA_LIMIT} and the stack keeps {USER_DATA_HEADROOM} free")
+    return base64.b64encode(raw).decode()
+
+
 def _validate(args: TimescaleHostArgs) -> None:
     problems: list[str] = []
+    if not re.fullmatch(r"ami-[0-9a-f]{8,17}", args.image_id):
+        problems.append(f"image_id: {args.image_id!r} is not allowed; expected an AMI id such as "
+                        "ami-0123456789abcdef0")
     parsed = re.fullmatch(r"(\d+)\.(\d+)", args.timescaledb_version)
     if parsed is None or (int(parsed.group(1)), int(parsed.group(2))) < (2, 11):
         problems.append(f"timescaledb_version: {args.timescaledb_version!r} is not allowed; expected major.minor "
@@ -420,6 +463,9 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
         "package_upgrade": True,
         "packages": ["ca-certificates", "curl", "gnupg", "openssl", "xfsprogs", "python3-boto3"],
         "write_files": [
+            # apt retries failed downloads (cloud-init's package install included).
+            {"path": "/etc/apt/apt.conf.d/80-sark-retries", "owner": "root:root", "permissions": "0644",
+             "content": 'Acquire::Retries "10";\n'},
             {"path": SETTINGS_FILE, "owner": "root:root", "permissions": "0644", "content": settings_env(settings)},
             {"path": HBA_FILE, "owner": "root:root", "permissions": "0644",
              "content": pg_hba(app_subnet_cidrs, database=database_name, user=database_user)},
@@ -432,7 +478,5 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
         ],
         "runcmd": [[SETUP_TOOL]],
     }
-    text = "#cloud-config\n" + yaml.dump(document, Dumper=_LiteralDumper, sort_keys=False, width=120)
-    if len(text.encode()) > USER_DATA_LIMIT:
-        raise TimescaleArgsError(f"TimescaleDB user data is {len(text.encode())} bytes; EC2 allows {USER_DATA_LIMIT}")
-    return text
+    # The size limit applies to what EC2 receives: compress_user_data checks it.
+    return "#cloud-config\n" + yaml.dump(document, Dumper=_LiteralDumper, sort_keys=False, width=120)

@@ -1,14 +1,18 @@
-"""A first `pulumi up` creates the app hosts in parallel with the data tier, not after it.
+"""A first `pulumi up` creates the app hosts in parallel with the data tier, not after it, but
+never before their route out.
 
 Proved on the recorded dependency graph of the whole production program (explicit and
 property dependencies, transitively): no launch template, Auto Scaling group or instance of
 the app tier waits for the RDS instance or the ElastiCache replication group. The hosts find
 the endpoints when the service starts (SSM parameters, which do depend on the data stores).
+Every host (the Auto Scaling groups, the TimescaleDB instance) does wait for its subnets' NAT
+gateway, default route and route-table association: its first boot installs packages.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 
 import yaml
@@ -73,7 +77,33 @@ def test_user_data_names_parameters_not_endpoints() -> None:
                  rec.one(DATA_STORES[1]).outputs["primaryEndpointAddress"],
                  rec.one("aws:ec2/instance:Instance").outputs["privateIp"]]
     for template in rec.by_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        text = base64.b64decode(template.inputs["userData"]).decode()
+        text = gzip.decompress(base64.b64decode(template.inputs["userData"])).decode()
         host = json.loads(yaml.safe_load(text.split("\n", 1)[1])["write_files"][0]["content"])
         assert host["parameterPath"] == "/sark/production"
         assert [e for e in endpoints if e in text] == []
+
+
+def _route_out(rec: Recording, tier: str) -> dict[str, str]:
+    """NAT gateways, default routes and route-table associations of one private tier, by URN."""
+    zones = ("us-east-1a", "us-east-1b", "us-east-1c")
+    names = {f"sark-production-network-nat-{z}" for z in zones}
+    names |= {f"sark-production-network-{tier}-{z}-default-route" for z in zones}
+    names |= {f"sark-production-network-{tier}-{z}-rta" for z in zones}
+    found = {r.urn: r.name for r in rec.resources if r.name in names}
+    assert len(found) == 9
+    return found
+
+
+def test_app_hosts_wait_for_every_app_subnets_route_out() -> None:
+    rec = plan()
+    route_out = _route_out(rec, "app")
+    for group in rec.by_type("aws:autoscaling/group:Group"):
+        missing = sorted(name for urn, name in route_out.items() if urn not in upstream(rec, [group.urn]))
+        assert missing == [], f"{group.name} may launch hosts before {missing}"
+
+
+def test_timescale_host_waits_for_the_data_subnets_route_out() -> None:
+    rec = plan()
+    instance = rec.one("aws:ec2/instance:Instance")
+    waits_for = upstream(rec, [instance.urn])
+    assert sorted(name for urn, name in _route_out(rec, "data").items() if urn not in waits_for) == []

@@ -56,3 +56,20 @@ def test_components_use_fixed_sark_type_tokens_and_name_their_children(productio
     misnamed = [(r.name, components[r.parent].name) for r in rec.resources
                 if r.parent in components and not r.name.startswith(components[r.parent].name + "-")]
     assert misnamed == []
+
+
+def test_the_canary_rule_admits_only_the_stacks_nat_addresses_by_default(production: PlanResult) -> None:
+    # canaryCidrs is empty in the production stack file: only hosts in the VPC (through NAT) may
+    # reach a release by its header before it takes traffic.
+    rec = production.recording
+    nat_ips = sorted(f"{eip.outputs['publicIp']}/32" for eip in rec.by_type("aws:ec2/eip:Eip"))
+    assert len(nat_ips) == 3
+    (pin,) = [r for r in rec.by_type("aws:lb/listenerRule:ListenerRule") if r.name.endswith("-pin")]
+    (source,) = [c["sourceIp"] for c in pin.inputs["conditions"] if "sourceIp" in c]
+    assert sorted(source["values"]) == nat_ips
+
+
+def test_the_placeholders_output_lists_the_example_values(production: PlanResult) -> None:
+    placeholders = production.recording.outputs["placeholders"]
+    assert len(placeholders) == 8
+    assert all(p.endswith("; set before `pulumi up`") for p in placeholders)

@@ -21,6 +21,8 @@ BASE = {
     "domainName": "sark.example.com",
     "hostedZoneId": "Z0123456789ABCDEFGHIJ",
     "splunkHecUrl": "https://splunk.example.com:8088/services/collector",
+    "appImageId": "ami-0fedcba9876543210",
+    "timescaleImageId": "ami-0fedcba9876543210",
 }
 
 
@@ -155,7 +157,7 @@ def test_existing_vpc_needs_two_subnets_per_tier() -> None:
 
 
 def test_existing_vpc_is_accepted() -> None:
-    cfg = parse(existingVpcId="vpc-0123456789abcdef0",
+    cfg = parse(existingVpcId="vpc-0123456789abcdef0", canaryCidrs=["198.51.100.0/24"],
                 existingPublicSubnetIds=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
                 existingAppSubnetIds=["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
                 existingDataSubnetIds=["subnet-0123456789abcdef4", "subnet-0123456789abcdef5"])
@@ -189,3 +191,110 @@ def test_production_stack_file_is_valid_and_has_no_secrets() -> None:
     assert cfg.is_production
     assert "aws:defaultTags" in stack
     assert not any(isinstance(v, dict) and "secure" in v for v in stack.values())
+
+
+# --- placeholders: fine for a preview, refused for an update ------------------------------------
+
+REAL = {"corsOrigins": '["https://sark.acme-corp.io"]', "domainName": "sark.acme-corp.io",
+        "hostedZoneId": "Z04417632ZX9TQJ5JH1RV", "splunkHecUrl": "https://splunk.acme-corp.io:8088/services/collector",
+        "sarkRepositoryUrl": "https://github.com/acme-corp/sark.git"}
+
+
+def test_the_production_stack_file_lists_each_example_value() -> None:
+    stack = yaml.safe_load((ROOT / "Pulumi.production.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: v if isinstance(v, str) else json.dumps(v)
+           for k, v in stack.items() if k.startswith("sark-infra:")}
+    cfg = parse_config(raw.get, project="sark-infra", stack="production", region=stack["aws:region"])
+    assert sorted((p.key.split(":", 1)[1], p.value) for p in cfg.placeholders) == sorted([
+        ("hostedZoneId", "Z0123456789ABCDEFGHIJ"),
+        ("domainName", "sark.example.com"),
+        ("corsOrigins", "https://sark.example.com"),
+        ("sarkRepositoryUrl", "https://github.com/your-org/sark.git"),
+        ("splunkHecUrl", "https://splunk.example.com:8088/services/collector"),
+        ("alertEmails", "sark-oncall@example.com"),
+        ("appImageId", "ami-0123456789abcdef0"),
+        ("timescaleImageId", "ami-0123456789abcdef0"),
+    ])
+
+
+def test_real_values_are_no_placeholders() -> None:
+    assert parse(**REAL).placeholders == ()
+
+
+def test_a_preview_warns_and_an_update_refuses_with_every_placeholder_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    cfg = parse(**{**REAL, "domainName": "sark.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"})
+    stack_config.check_placeholders(cfg, dry_run=True)  # a preview goes on
+    assert warnings == [
+        'sark-infra:hostedZoneId: "Z0123456789ABCDEFGHIJ" is the repository\'s example hosted zone id; set before '
+        "`pulumi up`",
+        'sark-infra:domainName: "sark.example.com" is a domain reserved for examples (RFC 2606); set before '
+        "`pulumi up`"]
+    listed = list(warnings)
+    with pytest.raises(stack_config.PlaceholderError) as refused:
+        stack_config.check_placeholders(cfg, dry_run=False)
+    assert str(refused.value) == (
+        "refusing to update: 2 config values are examples; set each one (`pulumi config set <key> <value>`) and run "
+        "again:\n  " + "\n  ".join(listed))
+    assert isinstance(refused.value, pulumi.RunError)  # the CLI prints the message, no traceback
+    stack_config.check_placeholders(parse(**REAL), dry_run=False)  # nothing to refuse
+
+
+def test_the_program_refuses_a_real_update_before_creating_anything() -> None:
+    from sarkops.harness import run_program
+    from sarkops.project import load_project, resolve_config
+
+    project = load_project(ROOT)
+    config = resolve_config(project, "production", [])
+    with pytest.raises(Exception, match=r"refusing to update: 8 config values are examples") as refused:
+        run_program(ROOT, project=project.name, stack="production", config=config.values,
+                    secret_keys=config.secret_keys, preview=False)
+    assert "sark-infra:sarkRepositoryUrl" in str(refused.value)
+
+
+# --- pinned images, routes, canary sources, scaling -----------------------------------------------
+
+def test_image_ids_are_required_and_checked() -> None:
+    raw = {k: v for k, v in BASE.items() if k != "appImageId"}
+    with pytest.raises(ConfigError) as missing:
+        parse_config(raw.get, project="sark-infra", stack="production", region="us-east-1")
+    assert ("sark-infra:appImageId: not set; expected the pinned Ubuntu 22.04 amd64 AMI id of the region, e.g. "
+            "`pulumi config set appImageId $(python scripts/newest_ami.py --region <region>)`") in str(missing.value)
+    assert error_of(timescaleImageId="ubuntu-jammy") == (
+        'invalid stack configuration (1 value):\n  sark-infra:timescaleImageId: "ubuntu-jammy" is not allowed; '
+        "expected an AMI id such as ami-0123456789abcdef0 (ami- and 8 or 17 hex digits)")
+    assert parse().app.image_id == "ami-0fedcba9876543210"
+
+
+def test_private_routes_are_parsed() -> None:
+    cfg = parse(privateRoutes=["10.60.0.0/24 via pcx-0123456789abcdef0", "172.16.0.0/12 via tgw-0123456789abcdef0"])
+    assert cfg.network.private_routes == (("10.60.0.0/24", "pcx-0123456789abcdef0"),
+                                          ("172.16.0.0/12", "tgw-0123456789abcdef0"))
+
+
+@pytest.mark.parametrize("entry", ["10.60.0.0/24 pcx-0123456789abcdef0", "10.60.0.0/24 via igw-0123456789abcdef0",
+                                   "10.40.1.0/24 via pcx-0123456789abcdef0", "0.0.0.0/0 via pcx-0123456789abcdef0",
+                                   "10.60.0.1/24 via pcx-0123456789abcdef0", "10.60.0.0/24 via pcx-xyz"])
+def test_bad_private_routes_are_named(entry: str) -> None:
+    text = error_of(privateRoutes=[entry])
+    assert text.startswith(f"invalid stack configuration (1 value):\n  sark-infra:privateRoutes: {json.dumps(entry)} "
+                           'is not allowed; expected entries like "10.60.0.0/16 via pcx-0123456789abcdef0"')
+
+
+def test_canary_cidrs_at_most_four_and_required_with_an_existing_vpc() -> None:
+    assert parse(canaryCidrs=["198.51.100.0/24"]).load_balancer.canary_cidrs == ("198.51.100.0/24",)
+    assert "sark-infra:canaryCidrs: " in error_of(canaryCidrs=[f"198.51.100.{i}/32" for i in range(5)])
+    text = error_of(existingVpcId="vpc-0123456789abcdef0",
+                    existingPublicSubnetIds=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+                    existingAppSubnetIds=["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
+                    existingDataSubnetIds=["subnet-0123456789abcdef4", "subnet-0123456789abcdef5"])
+    assert "sark-infra:canaryCidrs: [] is not allowed; expected at least one CIDR with existingVpcId" in text
+
+
+def test_scaling_targets_have_safe_defaults_and_bounds() -> None:
+    cfg = parse()
+    assert (cfg.app.scaling_cpu_percent, cfg.app.scaling_requests_per_target) == (60, 1000)
+    assert "sark-infra:appScalingCpuPercent: 95 is not allowed" in error_of(appScalingCpuPercent=95)
+    assert parse().load_balancer.waf_rate_limit == 2000
+    assert "sark-infra:wafRateLimitPerIp: 50 is not allowed" in error_of(wafRateLimitPerIp=50)

@@ -24,6 +24,7 @@ from sarkops.policy_runner import evaluate, load_pack
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-1111-2222-3333-444444444444"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 
 
 def args(**overrides: Any) -> LoadBalancerArgs:
@@ -31,6 +32,7 @@ def args(**overrides: Any) -> LoadBalancerArgs:
         "vpc_id": "vpc-0abc", "subnet_ids": ["subnet-0pub1", "subnet-0pub2"], "security_group_id": "sg-0lb",
         "region": "us-east-1", "versions": ["v0.1.0"], "domain_name": "sark.example.com",
         "hosted_zone_id": "Z0123456789ABCDEFGHIJ", "access_log_retention_days": 90, "hsts_max_age_seconds": 31536000,
+        "canary_source_cidrs": ["198.51.100.0/24"], "kms_key_arn": KEY_ARN,
     }
     values.update(overrides)
     return LoadBalancerArgs(**values)
@@ -125,7 +127,9 @@ def test_release_pin_rules_send_header_traffic_to_their_target_group(record: Rec
         rule = rec.one("aws:lb/listenerRule:ListenerRule", f"lb-{key}-pin").inputs
         assert rule["listenerArn"] == https.outputs["arn"]
         assert rule["priority"] == release_rule_priority(version)
-        assert rule["conditions"] == [{"httpHeader": {"httpHeaderName": RELEASE_HEADER, "values": [version]}}]
+        # The header alone would let any client reach a release before its gate: the source must match too.
+        assert rule["conditions"] == [{"httpHeader": {"httpHeaderName": RELEASE_HEADER, "values": [version]}},
+                                      {"sourceIp": {"values": ["198.51.100.0/24"]}}]
         target = rec.one("aws:lb/targetGroup:TargetGroup", f"lb-{key}-tg")
         assert rule["actions"] == [{"type": "forward", "targetGroupArn": target.outputs["arn"]}]
 
@@ -186,14 +190,46 @@ def test_newer_regions_use_only_the_service_principal(record: Record) -> None:
 
 # --- WAF ------------------------------------------------------------------------------------------
 
-def test_waf_with_managed_rule_groups_is_associated(rec: Recording) -> None:
+def test_waf_with_rate_limit_and_managed_rule_groups_is_associated(rec: Recording) -> None:
     acl = rec.one("aws:wafv2/webAcl:WebAcl")
     assert acl.inputs["scope"] == "REGIONAL"
-    assert [r["statement"]["managedRuleGroupStatement"]["name"] for r in acl.inputs["rules"]] == list(
-        WAF_MANAGED_RULE_GROUPS)
-    association = rec.one("aws:wafv2/webAclAssociation:WebAclAssociation").inputs
-    assert association["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
-    assert association["webAclArn"] == acl.outputs["arn"]
+    rate, *managed = acl.inputs["rules"]
+    assert [r["statement"]["managedRuleGroupStatement"]["name"] for r in managed] == list(WAF_MANAGED_RULE_GROUPS)
+    # The rate limit comes first and blocks (managed groups only count matches through override "none").
+    assert (rate["name"], rate["priority"], rate["action"]) == ("rate-limit-per-ip", 0, {"block": {}})
+    assert rate["statement"]["rateBasedStatement"] == {"limit": 2000, "aggregateKeyType": "IP",
+                                                       "evaluationWindowSec": 300}
+    assert sorted(r["priority"] for r in acl.inputs["rules"]) == list(range(len(acl.inputs["rules"])))
+    association = rec.one("aws:wafv2/webAclAssociation:WebAclAssociation")
+    assert association.inputs["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
+    assert association.inputs["webAclArn"] == acl.outputs["arn"]
+    # A new load balancer is provisioning for minutes; the provider's 5-minute default can run out.
+    assert association.custom_timeouts == {"create": "20m"}
+
+
+def test_waf_logs_to_an_encrypted_aws_waf_logs_group_with_retention(rec: Recording) -> None:
+    acl = rec.one("aws:wafv2/webAcl:WebAcl")
+    group = rec.one("aws:cloudwatch/logGroup:LogGroup", "lb-waf-logs")
+    assert group.inputs["name"] == "aws-waf-logs-lb"
+    assert group.inputs["kmsKeyId"] == KEY_ARN
+    assert group.inputs["retentionInDays"] == 90
+    assert group.protect is True
+    logging = rec.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    assert logging.inputs["resourceArn"] == acl.outputs["arn"]
+    assert logging.inputs["logDestinationConfigs"] == [group.outputs["arn"]]
+    assert [f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]] == ["authorization", "cookie"]
+    policy = rec.one("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")
+    assert policy.urn in logging.dependencies
+    (statement,) = json.loads(policy.inputs["policyDocument"])["Statement"]
+    assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert statement["Resource"] == f"{group.outputs['arn']}:*"
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+
+
+def test_pin_rule_sources_come_from_the_arguments(record: Record) -> None:
+    rec = record(lambda: LoadBalancer("lb", args(canary_source_cidrs=["203.0.113.7/32", "203.0.113.8/32"])))
+    rule = rec.one("aws:lb/listenerRule:ListenerRule", "lb-v0-1-0-pin").inputs
+    assert rule["conditions"][1] == {"sourceIp": {"values": ["203.0.113.7/32", "203.0.113.8/32"]}}
 
 
 def test_waf_can_be_switched_off(record: Record) -> None:
@@ -228,6 +264,12 @@ def test_outputs(rec: Recording) -> None:
     ({"desync_mitigation_mode": "monitor"},
      "lb: desync_mitigation_mode 'monitor' is not allowed; expected defensive or strictest"),
     ({"versions": []}, "lb: versions is empty; at least the current release needs a target group"),
+    ({"canary_source_cidrs": []}, "lb: canary_source_cidrs has 0 entries; expected 1 to 4 (an ALB rule takes 5 "
+                                  "condition values, one is the release header)"),
+    ({"canary_source_cidrs": [f"198.51.100.{i}/32" for i in range(5)]},
+     "lb: canary_source_cidrs has 5 entries; expected 1 to 4 (an ALB rule takes 5 condition values, one is the "
+     "release header)"),
+    ({"kms_key_arn": None}, "lb: kms_key_arn is not set; the WAF log group must be encrypted with the stack key"),
 ])
 def test_bad_arguments_are_named(record: Record, overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(pulumi.RunError) as raised:

@@ -92,6 +92,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                                             threshold=0, period=60, periods=2, comparison=GT, missing="notBreaching"),
     "mon-db-pool-usage": _single("SARK/App", "db_pool_size", APP_DIMS, stat="Maximum", threshold=16, period=60,
                                  periods=3, comparison=GE, missing="notBreaching"),
+    # The hosts publish it every 5 minutes (sark-render-env --report); a host without its SIEM token pages.
+    "mon-missing-external-secrets": _single("SARK/App", "missing_external_secrets", APP_DIMS, stat="Maximum",
+                                            threshold=1, period=300, periods=1, comparison=GE,
+                                            missing="notBreaching"),
     "mon-tg-v0-1-0-unhealthy-hosts": _single("AWS/ApplicationELB", "UnHealthyHostCount",
                                              {"TargetGroup": TG, "LoadBalancer": LB}, stat="Maximum", threshold=1,
                                              period=60, periods=2, comparison=GE, missing="notBreaching"),
@@ -151,8 +155,8 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(rec: Recording) -> None:
 def test_critical_alarms_are_tagged_and_described(rec: Recording) -> None:
     alarms = _alarms(rec)
     critical = sorted(n for n, a in alarms.items() if a["tags"]["sark:severity"] == "critical")
-    assert critical == ["mon-siem-forwarding-failures", "mon-timescale-data-disk", "mon-timescale-status-check",
-                        "mon-timescale-system-check"]
+    assert critical == ["mon-missing-external-secrets", "mon-siem-forwarding-failures", "mon-timescale-data-disk",
+                        "mon-timescale-status-check", "mon-timescale-system-check"]
     assert alarms["mon-siem-forwarding-failures"]["alarmDescription"].startswith("[critical] ")
 
 
@@ -212,7 +216,25 @@ def test_tiers_not_wired_get_no_alarms(record: Record) -> None:
     alarms = _alarms(_run(record, load_balancer_arn_suffix=None, target_group_arn_suffixes={}, app_asg_names={},
                           db_instance_identifier=None, db_max_connections=None, cache_cluster_ids={},
                           timescale_instance_id=None))
-    assert set(alarms) == {"mon-siem-forwarding-failures", "mon-db-pool-usage"}
+    assert set(alarms) == {"mon-siem-forwarding-failures", "mon-db-pool-usage", "mon-missing-external-secrets"}
+
+
+def test_the_missing_secret_alarm_watches_what_the_hosts_publish(rec: Recording) -> None:
+    # The metric name and namespace the host helper publishes, read from the helper itself.
+    import importlib.util
+
+    from components.app_hosts import TEMPLATES, host_config
+
+    spec = importlib.util.spec_from_file_location("render_env_for_monitoring", TEMPLATES / "render_env.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    host = host_config(region="us-east-1", parameter_path="/sark/test", wait_seconds=1, metrics_stack_label="sark-test")
+    alarm = _alarms(rec)["mon-missing-external-secrets"]
+    assert alarm["metricName"] == module.MISSING_METRIC
+    assert alarm["namespace"] == host["metrics"]["namespace"]
+    assert alarm["dimensions"] == host["metrics"]["dimensions"]
 
 
 def test_system_check_alarm_can_be_left_to_the_timescale_component(record: Record) -> None:
@@ -534,6 +556,7 @@ def test_log_retention_config_accepts_only_cloudwatch_periods(value: str, ok: bo
 
     raw = {"corsOrigins": '["https://sark.example.com"]', "domainName": "sark.example.com",
            "hostedZoneId": "Z0123456789ABCDEFGHIJ", "splunkHecUrl": "https://splunk.example.com:8088/services/collector",
+           "appImageId": "ami-0fedcba9876543210", "timescaleImageId": "ami-0fedcba9876543210",
            "logRetentionDays": value}
     if ok:
         cfg = parse_config(raw.get, project="sark-infra", stack="production", region="us-east-1")

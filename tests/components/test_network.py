@@ -6,10 +6,18 @@ import ipaddress
 import json
 from collections.abc import Callable
 
+import pulumi
 import pytest
 
 from components.kms import StackKey, StackKeyArgs
-from components.network import INTERFACE_ENDPOINT_SERVICES, ExistingVpc, Network, NetworkArgs, subnet_cidrs
+from components.network import (
+    INTERFACE_ENDPOINT_SERVICES,
+    ExistingVpc,
+    Network,
+    NetworkArgs,
+    PrivateRoute,
+    subnet_cidrs,
+)
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from sarkops.harness import Recording
 
@@ -20,6 +28,12 @@ def _network(record: Record, **overrides: object) -> Recording:
     args = NetworkArgs(**{"region": "us-east-1", "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/k",
                           **overrides})
     return record(lambda: Network("net", args), {"aws:region": "us-east-1"})
+
+
+def _routes(rec: Recording, table: object) -> list[dict]:
+    """The routes of a route table: separate Route resources pointing at it."""
+    table_id = table.outputs["id"]  # type: ignore[attr-defined]
+    return [r.inputs for r in rec.by_type("aws:ec2/route:Route") if r.inputs["routeTableId"] == table_id]
 
 
 def _tier(rec: Recording, tier: str) -> list:
@@ -67,8 +81,8 @@ def test_nat_gateway_per_zone_and_private_routes_through_own_zone(record: Record
     for zone in ("us-east-1a", "us-east-1b", "us-east-1c"):
         for tier in ("app", "data"):
             table = rec.one("aws:ec2/routeTable:RouteTable", f"net-{tier}-{zone}-rt")
-            (route,) = table.inputs["routes"]
-            assert route["cidrBlock"] == "0.0.0.0/0"
+            (route,) = _routes(rec, table)
+            assert route["destinationCidrBlock"] == "0.0.0.0/0"
             assert route["natGatewayId"] == rec.one("aws:ec2/natGateway:NatGateway", f"net-nat-{zone}").outputs["id"]
             assert "gatewayId" not in route
 
@@ -79,17 +93,81 @@ def test_only_public_subnets_route_to_the_internet_gateway(record: Record) -> No
     tables = {t.outputs["id"]: t for t in rec.by_type("aws:ec2/routeTable:RouteTable")}
     for assoc in rec.by_type("aws:ec2/routeTableAssociation:RouteTableAssociation"):
         subnet = next(s for s in rec.by_type("aws:ec2/subnet:Subnet") if s.outputs["id"] == assoc.inputs["subnetId"])
-        routes_to_igw = any(r.get("gatewayId") == igw_id for r in tables[assoc.inputs["routeTableId"]].inputs["routes"])
+        routes_to_igw = any(r.get("gatewayId") == igw_id for r in _routes(rec, tables[assoc.inputs["routeTableId"]]))
         assert routes_to_igw == (subnet.inputs["tags"]["sark:tier"] == "public"), subnet.name
 
 
 def test_single_nat_gateway_is_shared(record: Record) -> None:
     rec = _network(record, single_nat_gateway=True)
     (nat,) = rec.by_type("aws:ec2/natGateway:NatGateway")
-    routes = [t.inputs["routes"][0] for t in rec.by_type("aws:ec2/routeTable:RouteTable") if "natGatewayId"
-              in (t.inputs.get("routes") or [{}])[0]]
+    routes = [r.inputs for r in rec.by_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
     assert len(routes) == 6
     assert {r["natGatewayId"] for r in routes} == {nat.outputs["id"]}
+
+
+def test_no_route_table_declares_inline_routes(record: Record) -> None:
+    # Inline routes own the whole table: a separately added route (the peering route) would be
+    # deleted by the next update.
+    rec = _network(record, private_routes=[PrivateRoute(destination_cidr="10.60.0.0/16",
+                                                        target_id="pcx-0123456789abcdef0")])
+    tables = rec.by_type("aws:ec2/routeTable:RouteTable")
+    assert len(tables) == 7
+    assert [t.name for t in tables if t.inputs.get("routes")] == []
+
+
+def test_private_routes_go_to_every_private_table_and_never_the_public_one(record: Record) -> None:
+    rec = _network(record, private_routes=[
+        PrivateRoute(destination_cidr="10.60.0.0/16", target_id="pcx-0123456789abcdef0"),
+        PrivateRoute(destination_cidr="172.16.0.0/12", target_id="tgw-0123456789abcdef0")])
+    for table in rec.by_type("aws:ec2/routeTable:RouteTable"):
+        extra = {r["destinationCidrBlock"]: r for r in _routes(rec, table) if r["destinationCidrBlock"] != "0.0.0.0/0"}
+        if table.name == "net-public-rt":
+            assert extra == {}
+            continue
+        assert extra["10.60.0.0/16"]["vpcPeeringConnectionId"] == "pcx-0123456789abcdef0"
+        assert extra["172.16.0.0/12"]["transitGatewayId"] == "tgw-0123456789abcdef0"
+        assert set(extra) == {"10.60.0.0/16", "172.16.0.0/12"}
+
+
+@pytest.mark.parametrize(("route", "message"), [
+    (PrivateRoute(destination_cidr="10.60.0.0/16", target_id="igw-0123456789abcdef0"),
+     "net: private route target 'igw-0123456789abcdef0' is not allowed; expected an id starting pcx-, tgw-, vgw-, "
+     "nat-, eni-, vpce-"),
+    (PrivateRoute(destination_cidr="10.40.8.0/24", target_id="pcx-0123456789abcdef0"),
+     "net: private route destination '10.40.8.0/24' is not allowed; expected a block outside the VPC (10.40.0.0/16) "
+     "other than 0.0.0.0/0 (the NAT route)"),
+    (PrivateRoute(destination_cidr="10.60.0.1/16", target_id="pcx-0123456789abcdef0"),
+     "net: private route destination '10.60.0.1/16' is not allowed; expected an IPv4 CIDR block such as "
+     "10.60.0.0/16"),
+])
+def test_bad_private_routes_are_named(record: Record, route: PrivateRoute, message: str) -> None:
+    with pytest.raises(pulumi.RunError) as raised:
+        _network(record, private_routes=[route])
+    assert str(raised.value) == message
+
+
+def test_private_routes_are_refused_for_an_existing_vpc(record: Record) -> None:
+    existing = ExistingVpc(vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-0a", "subnet-0b"],
+                           app_subnet_ids=["subnet-1a", "subnet-1b"], data_subnet_ids=["subnet-2a", "subnet-2b"])
+    with pytest.raises(pulumi.RunError, match="net: private_routes cannot be added to an existing VPC"):
+        _network(record, existing=existing, private_routes=[
+            PrivateRoute(destination_cidr="10.60.0.0/16", target_id="pcx-0123456789abcdef0")])
+
+
+def test_route_out_holds_each_private_subnets_nat_route_and_association(record: Record) -> None:
+    holder: dict[str, Network] = {}
+
+    def program() -> None:
+        holder["net"] = Network("net", NetworkArgs(region="us-east-1", kms_key_arn="k"))
+
+    record(program, {"aws:region": "us-east-1"})
+    net = holder["net"]
+    for tier, resources in (("app", net.app_route_out), ("data", net.data_route_out)):
+        names = sorted(r.pulumi_resource_name for r in resources)
+        assert names == sorted([*(f"net-nat-{zone}" for zone in ("us-east-1a", "us-east-1b", "us-east-1c")),
+                                *(f"net-{tier}-{zone}-default-route" for zone in ("us-east-1a", "us-east-1b",
+                                                                                  "us-east-1c")),
+                                *(f"net-{tier}-{zone}-rta" for zone in ("us-east-1a", "us-east-1b", "us-east-1c"))])
 
 
 def test_default_security_group_is_stripped(record: Record) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import importlib.util
@@ -40,6 +41,7 @@ SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sark-test/TIM
 APP_CIDRS = ["10.40.64.0/20", "10.40.80.0/20", "10.40.96.0/20"]
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
+IMAGE_ID = "ami-0fedcba9876543210"
 
 
 def host(**overrides: Any) -> Callable[[], None]:
@@ -48,6 +50,7 @@ def host(**overrides: Any) -> Callable[[], None]:
             "region": "us-east-1", "subnet_id": "subnet-0data1", "security_group_id": "sg-0timescale",
             "key_arn": KEY, "password_secret_arn": SECRET_ARN, "password_secret_name": "sark-test/TIMESCALE_PASSWORD",
             "app_subnet_cidrs": APP_CIDRS, "cloudwatch_agent_parameter": "AmazonCloudWatch-sark-test-timescale",
+            "image_id": IMAGE_ID,
         }
         values.update(overrides)
         made = TimescaleHost("ts", TimescaleHostArgs(**values))
@@ -65,8 +68,15 @@ def rec() -> Recording:
     return record_program(host())
 
 
+def user_data_text(rec: Recording) -> str:
+    # gzip + base64 (user_data_base64); cloud-init recognises the gzip magic bytes.
+    raw = base64.b64decode(rec.one(INSTANCE).inputs["userDataBase64"])
+    assert raw[:2] == b"\x1f\x8b"
+    return gzip.decompress(raw).decode()
+
+
 def cloud_config(rec: Recording) -> dict[str, Any]:
-    text = rec.one(INSTANCE).inputs["userData"]
+    text = user_data_text(rec)
     assert text.startswith("#cloud-config\n")
     return yaml.safe_load(text)
 
@@ -87,14 +97,27 @@ def load_tool() -> ModuleType:
 
 # --- the instance -------------------------------------------------------------------------------------
 
-def test_ubuntu_jammy_from_canonical(rec: Recording) -> None:
+def test_pinned_ubuntu_jammy_from_canonical(rec: Recording) -> None:
     (args,) = [a for token, a in rec.invokes if token == "aws:ec2/getAmi:getAmi"]
     assert args["owners"] == [CANONICAL]
+    assert {"name": "image-id", "values": [IMAGE_ID]} in args["filters"]
     assert {"name": "name", "values": [UBUNTU_JAMMY]} in args["filters"]
-    assert args["mostRecent"] is True
+    assert not args.get("mostRecent")  # no "newest image" that changes under the stack
     instance = rec.one(INSTANCE)
-    assert instance.inputs["ami"].startswith("ami-0")
-    assert instance.ignore_changes == ["ami"]  # a newer image must not replace the database host
+    assert instance.inputs["ami"] == IMAGE_ID
+    assert instance.ignore_changes == ["ami"]  # a new pinned image must not replace the database host
+
+
+def test_instance_waits_for_the_route_out(record: Record) -> None:
+    import pulumi_aws as aws
+
+    def program() -> None:
+        route = aws.ec2.Route("nat-route", route_table_id="rtb-0123", destination_cidr_block="0.0.0.0/0",
+                              nat_gateway_id="nat-0123")
+        host(route_out=[route])()
+
+    rec = record(program)
+    assert rec.one("aws:ec2/route:Route").urn in rec.one(INSTANCE).dependencies
 
 
 def test_instance_is_private_imdsv2_only_and_termination_protected(rec: Recording) -> None:
@@ -134,7 +157,7 @@ def test_data_volume_is_encrypted_protected_and_survives_the_instance(rec: Recor
 
 
 def test_instance_role_reads_only_its_password_secret(rec: Recording) -> None:
-    policy = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy", "ts-read-password").inputs["policy"])
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["ReadTimescalePassword"]["Resource"] == SECRET_ARN
     assert statements["ReadTimescalePassword"]["Action"] == ["secretsmanager:GetSecretValue",
@@ -144,16 +167,24 @@ def test_instance_role_reads_only_its_password_secret(rec: Recording) -> None:
         "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
     attached = sorted(a.inputs["policyArn"] for a in rec.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
                       if "Backup" not in a.inputs["policyArn"])
-    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-                        "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]
+    # Not AmazonSSMManagedInstanceCore (ssm:GetParameter* on every parameter of the account).
+    assert attached == ["arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]
+    agent = json.loads(rec.one("aws:iam/rolePolicy:RolePolicy", "ts-ssm-agent").inputs["policy"])
+    actions = [a for statement in agent["Statement"] for a in statement["Action"]]
+    assert "ssm:UpdateInstanceInformation" in actions
+    assert "ssmmessages:OpenDataChannel" in actions
+    assert "ec2messages:GetMessages" in actions
+    assert not [a for a in actions if a.startswith("ssm:GetParameter")]
 
 
 # --- cloud-init ---------------------------------------------------------------------------------------
 
-def test_user_data_is_plain_cloud_config_under_the_ec2_limit(rec: Recording) -> None:
-    user_data = rec.one(INSTANCE).inputs["userData"]
-    assert not contains_secret(user_data)  # nothing secret went in, so nothing needed masking
-    assert len(user_data.encode()) < USER_DATA_LIMIT
+def test_user_data_is_compressed_cloud_config_with_headroom(rec: Recording) -> None:
+    encoded = rec.one(INSTANCE).inputs["userDataBase64"]
+    assert not contains_secret(encoded)  # nothing secret went in, so nothing needed masking
+    assert "userData" not in rec.one(INSTANCE).inputs
+    # EC2 counts the bytes before base64: the compressed document leaves 4 KiB free.
+    assert len(base64.b64decode(encoded)) <= USER_DATA_LIMIT - 4096
     document = cloud_config(rec)
     assert document["runcmd"] == [[SETUP_TOOL]]
     assert "python3-boto3" in document["packages"]

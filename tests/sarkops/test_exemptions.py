@@ -109,7 +109,8 @@ def test_example_config_on_the_production_stack(monkeypatch: pytest.MonkeyPatch,
     document = json.loads(out)
     assert document["summary"]["mandatory"] == 0
     assert document["summary"]["advisory"] == 0
-    assert document["warnings"] == []
+    # The program warns about each example value of the stack file (issue #11); nothing else.
+    assert [w for w in document["warnings"] if not w.endswith("set before `pulumi up`")] == []
     exemptions = {(e["policy"], e["resource"]): e["matches"] for e in document["exemptions"]}
     assert exemptions == {
         ("aws-rds-instance-enable-performance-insights", "sark-production-db-instance"):

@@ -13,7 +13,16 @@ owner), then:
 - it retries until every required name is present and every secret is readable, and until
   the data stores accept TCP connections, because on a first deployment the hosts boot
   while the databases are still being created;
+- a secret an operator sets out of band (the SIEM token, Consul/Vault tokens) that has no
+  value yet does NOT stop the service: its integration is switched off in the file
+  (``SPLUNK_ENABLED=false``, ...), the names go to a status file, and the count is published
+  as the CloudWatch metric ``missing_external_secrets`` (an alarm watches it). On a first
+  deployment the SIEM token is empty until an operator sets it; the hosts must still boot;
 - it writes the file atomically, mode 0600, owned by the service user.
+
+``sark-render-env --report`` (a timer, every 5 minutes) publishes that metric again from the
+status file, so the alarm follows every host for as long as it runs without a token, and
+logs a hint once the token has a value (a restart of sark.service picks it up).
 
 No secret is ever in user data, on a command line or in a log line: only names are logged.
 """
@@ -48,15 +57,33 @@ SIEM_REQUIREMENTS = {
 }
 """Names needed when a SIEM is switched on (``<flag>=true``)."""
 
+# Pairs, not a "NAME": "value" mapping: this file is user data, and the policy pack's secret
+# scan rightly treats a token name followed by a colon and a literal as a leaked credential.
+OUT_OF_BAND_SECRETS = dict((
+    ("SPLUNK_HEC_TOKEN", "SPLUNK_ENABLED"),
+    ("DATADOG_API_KEY", "DATADOG_ENABLED"),
+    ("CONSUL_TOKEN", None),
+    ("VAULT_TOKEN", None),
+))
+"""Secrets an operator puts in by hand -> the flag that switches their integration off while
+they have no value (None: the variable is just left out)."""
+
 DATA_STORES = (("POSTGRES_HOST", "POSTGRES_PORT"), ("TIMESCALE_HOST", "TIMESCALE_PORT"),
                ("VALKEY_HOST", "VALKEY_PORT"))
 """Host/port pairs that must accept connections before the service starts."""
+
+STATUS_FILE = "/run/sark-env-status.json"
+MISSING_METRIC = "missing_external_secrets"
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class NotReadyError(Exception):
     """Something the environment needs is not there yet (retried)."""
+
+
+class NoValueError(NotReadyError):
+    """A secret exists but has no current value (nobody has put one in yet)."""
 
 
 def _log(message: str) -> None:
@@ -86,7 +113,11 @@ def _secret_value(secrets, name: str, arn: str) -> str:
     try:
         text = secrets.get_secret_value(SecretId=arn)["SecretString"]
     except Exception as error:  # AccessDenied, ResourceNotFound, throttling: all retried
-        raise NotReadyError(f"secret for {name} not readable yet ({_error_code(error)})") from None
+        code = _error_code(error)
+        # A secret with no AWSCURRENT version answers ResourceNotFoundException ("can't find
+        # the specified secret value for staging label: AWSCURRENT").
+        kind = NoValueError if code == "ResourceNotFoundException" else NotReadyError
+        raise kind(f"secret for {name} not readable yet ({code})") from None
     try:
         document = json.loads(text)
     except ValueError:
@@ -105,8 +136,13 @@ def required_names(settings: dict) -> list:
     return names
 
 
-def collect(ssm, secrets, path: str) -> dict:
-    """All settings and secrets, or :class:`NotReadyError` naming what is missing."""
+def collect(ssm, secrets, path: str, *, give_up_optional: bool = False) -> tuple:
+    """All settings and secrets, and the out-of-band secrets left out; or :class:`NotReadyError`.
+
+    An out-of-band secret with no value is left out at once (its integration switched off);
+    one that is not readable for another reason (the role policy still propagating) is waited
+    for like the rest, until ``give_up_optional``.
+    """
     path = path.rstrip("/")
     values = _by_path(ssm, f"{path}/env")
     arns = _by_path(ssm, f"{path}/secret-arns")
@@ -116,9 +152,19 @@ def collect(ssm, secrets, path: str) -> dict:
     missing = [name for name in required_names(values) if name not in values and name not in arns]
     if missing:
         raise NotReadyError(f"waiting for parameters: {', '.join(missing)}")
+    left_out = []
     for name, arn in sorted(arns.items()):
-        values[name] = _secret_value(secrets, name, arn)
-    return values
+        try:
+            values[name] = _secret_value(secrets, name, arn)
+        except NotReadyError as error:
+            if name not in OUT_OF_BAND_SECRETS or not (isinstance(error, NoValueError) or give_up_optional):
+                raise
+            left_out.append(name)
+    for name in left_out:
+        flag = OUT_OF_BAND_SECRETS[name]
+        if flag:
+            values[flag] = "false"
+    return values, left_out
 
 
 def render(values: dict) -> str:
@@ -164,8 +210,53 @@ def unreachable(values: dict, timeout: float = 3.0) -> list:
     return down
 
 
+def publish_missing(cloudwatch, config: dict, missing: list) -> None:
+    """Publish how many out-of-band secrets this host runs without (never fails the caller)."""
+    metrics = config.get("metrics")
+    if cloudwatch is None or not metrics:
+        return
+    dimensions = [{"Name": k, "Value": v} for k, v in sorted(metrics.get("dimensions", {}).items())]
+    try:
+        cloudwatch.put_metric_data(Namespace=metrics["namespace"], MetricData=[
+            {"MetricName": MISSING_METRIC, "Dimensions": dimensions, "Value": float(len(missing)), "Unit": "Count"}])
+    except Exception as error:  # the service must start even when CloudWatch is unreachable
+        _log(f"could not publish {MISSING_METRIC} ({_error_code(error)})")
+
+
+def _status_file(config: dict) -> str:
+    return config.get("statusFile", STATUS_FILE)
+
+
+def report(config: dict, ssm, secrets, cloudwatch) -> int:
+    """The timer's run: publish the status of the last render again; say when a token has arrived."""
+    try:
+        with open(_status_file(config), encoding="utf-8") as handle:
+            missing = json.load(handle)["missingSecrets"]
+    except (OSError, ValueError, KeyError):
+        return 0  # the service has not rendered its environment yet: nothing to report
+    publish_missing(cloudwatch, config, missing)
+    if not missing:
+        return 0
+    try:
+        arns = _by_path(ssm, f"{config['parameterPath'].rstrip('/')}/secret-arns")
+    except NotReadyError:
+        return 0
+    for name in missing:
+        try:
+            stages = secrets.describe_secret(SecretId=arns[name]).get("VersionIdsToStages", {})
+        except Exception as error:  # not readable: keep reporting it as missing
+            _log(f"cannot check {name} ({_error_code(error)})")
+            continue
+        if any("AWSCURRENT" in labels for labels in stages.values()):
+            _log(f"{name} has a value now; restart sark.service to use it (docs/app-tier.md)")
+    return 0
+
+
 def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    reporting = bool(argv) and argv[0] == "--report"
+    if reporting:
+        argv = argv[1:]
     config_file = argv[0] if argv else CONFIG_FILE
     with open(config_file, encoding="utf-8") as handle:
         config = json.load(handle)
@@ -173,28 +264,49 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
         import boto3
 
         clients = (boto3.client("ssm", region_name=config["region"]),
-                   boto3.client("secretsmanager", region_name=config["region"]))
-    ssm, secrets = clients
+                   boto3.client("secretsmanager", region_name=config["region"]),
+                   boto3.client("cloudwatch", region_name=config["region"]))
+    ssm, secrets = clients[0], clients[1]
+    cloudwatch = clients[2] if len(clients) > 2 else None
+    if reporting:
+        return report(config, ssm, secrets, cloudwatch)
     deadline = clock() + float(config.get("waitSeconds", 900))
     delay = 5.0
     while True:
+        expired = clock() >= deadline
         try:
-            values = collect(ssm, secrets, config["parameterPath"])
+            values, missing = collect(ssm, secrets, config["parameterPath"], give_up_optional=expired)
             if config.get("waitForDataStores", True):
                 down = unreachable(values)
                 if down:
                     raise NotReadyError(f"waiting for data stores: {', '.join(down)}")
             break
         except NotReadyError as waiting:
-            if clock() >= deadline:
+            if expired:
                 _log(f"giving up: {waiting}")
                 return 1
             _log(str(waiting))
             sleep(delay)
             delay = min(delay * 2, 60.0)
+    for name in missing:
+        flag = OUT_OF_BAND_SECRETS[name]
+        _log(f"{name} has no value yet; starting with {flag + '=false' if flag else 'it left out'} "
+             "(set it: docs/app-tier.md, first deployment)")
     write(config["envFile"], render(values), config["owner"])
+    write_status(_status_file(config), missing)
+    publish_missing(cloudwatch, config, missing)
     _log(f"wrote {config['envFile']} ({len(values)} variables)")
     return 0
+
+
+def write_status(path: str, missing: list) -> None:
+    """Record which out-of-band secrets the service started without (read by ``--report``)."""
+    directory = os.path.dirname(path) or "."
+    fd, temporary = tempfile.mkstemp(prefix=".sark-env-status.", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"missingSecrets": sorted(missing)}, handle)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,22 @@ source /etc/sark/timescale.env
 
 log() { echo "sark-timescale-setup: $*"; }
 
+# Network steps are retried with growing pauses (5 s up to 60 s, about 15 minutes in all):
+# package mirrors and the NAT path have bad minutes, and one failure must not leave the
+# database host half installed for good.
+retry() {
+  local attempt=1 pause=5 attempts="${SARK_RETRY_ATTEMPTS:-20}"
+  until "$@"; do
+    if [ "${attempt}" -ge "${attempts}" ]; then
+      log "giving up after ${attempt} attempts: $*"; return 1
+    fi
+    log "attempt ${attempt} failed, retrying in ${pause}s: $*"
+    sleep "${pause}"
+    attempt=$((attempt + 1))
+    pause=$((pause * 2 > 60 ? 60 : pause * 2))
+  done
+}
+
 imds() {
   local token
   token=$(curl -sfX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
@@ -54,19 +70,22 @@ getent passwd postgres >/dev/null || useradd --system --uid "${SARK_POSTGRES_UID
 # --- 2. PostgreSQL and TimescaleDB from their official repositories.
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME}")
 install -d -m 0755 /usr/share/keyrings
-curl -fsSL https://www.postgresql.org/media/keys/ACCC4CF8.asc | gpg --dearmor --yes -o /usr/share/keyrings/postgresql.gpg
+retry curl -fsSL -o /tmp/postgresql.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc
+gpg --dearmor --yes -o /usr/share/keyrings/postgresql.gpg /tmp/postgresql.asc
 echo "deb [signed-by=/usr/share/keyrings/postgresql.gpg] https://apt.postgresql.org/pub/repos/apt ${codename}-pgdg main" \
   > /etc/apt/sources.list.d/pgdg.list
-curl -fsSL https://packagecloud.io/timescale/timescaledb/gpgkey | gpg --dearmor --yes -o /usr/share/keyrings/timescaledb.gpg
+retry curl -fsSL -o /tmp/timescaledb.asc https://packagecloud.io/timescale/timescaledb/gpgkey
+gpg --dearmor --yes -o /usr/share/keyrings/timescaledb.gpg /tmp/timescaledb.asc
 echo "deb [signed-by=/usr/share/keyrings/timescaledb.gpg] https://packagecloud.io/timescale/timescaledb/ubuntu/ ${codename} main" \
   > /etc/apt/sources.list.d/timescaledb.list
-apt-get update
+retry apt-get update
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y "postgresql-${SARK_PG_MAJOR}" "postgresql-client-${SARK_PG_MAJOR}"
+retry apt-get install -y "postgresql-${SARK_PG_MAJOR}" "postgresql-client-${SARK_PG_MAJOR}"
 ts_pkg="timescaledb-2-postgresql-${SARK_PG_MAJOR}"
 ts_version=$(apt-cache madison "${ts_pkg}" | awk -v want="${SARK_TIMESCALEDB_VERSION}." 'index($3, want) == 1 {print $3; exit}')
 [ -n "${ts_version}" ] || { log "no ${ts_pkg} ${SARK_TIMESCALEDB_VERSION}.x in the repository"; exit 1; }
-apt-get install -y "${ts_pkg}=${ts_version}" "timescaledb-2-loader-postgresql-${SARK_PG_MAJOR}=${ts_version}" timescaledb-tools
+retry apt-get install -y "${ts_pkg}=${ts_version}" "timescaledb-2-loader-postgresql-${SARK_PG_MAJOR}=${ts_version}" \
+  timescaledb-tools
 # The extension version must only change together with ALTER EXTENSION; keep unattended upgrades off it.
 apt-mark hold "${ts_pkg}" "timescaledb-2-loader-postgresql-${SARK_PG_MAJOR}"
 chown postgres:postgres "${SARK_DATA_MOUNT}"
@@ -104,10 +123,11 @@ runuser -u postgres -- psql --no-psqlrc -v ON_ERROR_STOP=1 -d "${SARK_DB_NAME}" 
 
 # --- 5. CloudWatch agent (configuration from the monitoring tier's SSM parameter), if given.
 if [ -n "${SARK_CLOUDWATCH_AGENT_PARAMETER:-}" ]; then
-  curl -fsSL -o /tmp/amazon-cloudwatch-agent.deb \
+  retry curl -fsSL -o /tmp/amazon-cloudwatch-agent.deb \
     https://amazoncloudwatch-agent.s3.amazonaws.com/ubuntu/amd64/latest/amazon-cloudwatch-agent.deb
-  apt-get install -y /tmp/amazon-cloudwatch-agent.deb
-  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+  retry apt-get install -y /tmp/amazon-cloudwatch-agent.deb
+  # Retried: on a first deployment the monitoring tier creates this parameter after the host.
+  retry /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
     -c "ssm:${SARK_CLOUDWATCH_AGENT_PARAMETER}"
 fi
 log "ready: ${SARK_DB_NAME} on ${private_ip}:${SARK_PORT} (TLS required)"
