@@ -114,6 +114,7 @@ timescale = TimescaleHost(
         data_volume_gb=cfg.timescale.data_volume_gb,
         timescaledb_version=cfg.timescale.timescaledb_version,
         snapshot_retention_days=cfg.timescale.snapshot_retention_days,
+        max_connections=cfg.timescale.max_connections,
         # Monitoring (created below, as it needs this host's id) names its agent parameter this way.
         cloudwatch_agent_parameter=agent_parameter_name(f"{base}-monitoring", "timescale"),
     ),
@@ -170,6 +171,7 @@ app_hosts = AppHosts(
             cors_origins=cfg.app.cors_origins,
             access_token_expire_minutes=cfg.app.access_token_expire_minutes,
             postgres_pool_size=cfg.app.postgres_pool_size,
+            postgres_max_overflow=cfg.app.postgres_max_overflow,
             siem_provider=cfg.secrets.siem_provider,
             splunk_hec_url=cfg.secrets.splunk_hec_url,
             splunk_index=cfg.secrets.splunk_index,

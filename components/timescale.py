@@ -122,6 +122,9 @@ class TimescaleHostArgs:
     backup_schedule: str = "cron(0 3 * * ? *)"
     """When the daily snapshot starts (AWS Backup cron, UTC)."""
 
+    max_connections: int = 720
+    """``max_connections`` of the server (the connection budget of stack_config covers the app's worst case)."""
+
     cloudwatch_agent_parameter: str | None = None
     """SSM parameter with the CloudWatch agent configuration for this host
     (``Monitoring.agent_config_parameter_names["timescale"]``); None: no agent is installed."""
@@ -215,7 +218,7 @@ class TimescaleHost(pulumi.ComponentResource):
             secret_name=args.password_secret_name, volume_id=v["volume_id"], app_subnet_cidrs=v["cidrs"],
             postgres_major=args.postgres_major, timescaledb_version=args.timescaledb_version,
             database_name=args.database_name, database_user=args.database_user,
-            cloudwatch_agent_parameter=args.cloudwatch_agent_parameter))
+            cloudwatch_agent_parameter=args.cloudwatch_agent_parameter, max_connections=args.max_connections))
 
         instance = aws.ec2.Instance(
             f"{name}-instance",
@@ -336,6 +339,8 @@ def _validate(args: TimescaleHostArgs) -> None:
     if parsed is None or (int(parsed.group(1)), int(parsed.group(2))) < (2, 11):
         problems.append(f"timescaledb_version: {args.timescaledb_version!r} is not allowed; expected major.minor "
                         "2.11 or newer, e.g. '2.14'")
+    if not 50 <= args.max_connections <= 5000:
+        problems.append(f"max_connections: {args.max_connections} is not allowed; expected 50 to 5000")
     if args.postgres_major < 14:
         problems.append(f"postgres_major: {args.postgres_major} is not allowed; expected 14 or newer")
     if args.snapshot_retention_days < 1:
@@ -401,7 +406,7 @@ _LiteralDumper.add_representer(str, _str)
 
 def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequence[str], postgres_major: int,
                      timescaledb_version: str, database_name: str, database_user: str,
-                     cloudwatch_agent_parameter: str | None = None) -> str:
+                     cloudwatch_agent_parameter: str | None = None, max_connections: int = 720) -> str:
     """The host's ``#cloud-config`` document. Only names, ids and addresses go in; never a secret."""
     settings = {
         "SARK_SECRET_ID": secret_name,
@@ -413,6 +418,7 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
         "SARK_DB_USER": database_user,
         "SARK_PORT": PORT,
         "SARK_POSTGRES_UID": POSTGRES_UID,
+        "SARK_MAX_CONNECTIONS": int(max_connections),
         "SARK_CLOUDWATCH_AGENT_PARAMETER": cloudwatch_agent_parameter or "",
     }
     document = {
@@ -424,7 +430,8 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
             {"path": HBA_FILE, "owner": "root:root", "permissions": "0644",
              "content": pg_hba(app_subnet_cidrs, database=database_name, user=database_user)},
             {"path": CONF_FILE, "owner": "root:root", "permissions": "0644",
-             "content": (TEMPLATES / "postgresql-sark.conf").read_text(encoding="utf-8")},
+             "content": (TEMPLATES / "postgresql-sark.conf").read_text(encoding="utf-8")
+             .replace("@MAX_CONNECTIONS@", str(int(max_connections)))},
             {"path": PASSWORD_TOOL, "owner": "root:root", "permissions": "0750",
              "content": (TEMPLATES / "sark_timescale_password.py").read_text(encoding="utf-8")},
             {"path": SETUP_TOOL, "owner": "root:root", "permissions": "0750",

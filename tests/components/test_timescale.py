@@ -207,6 +207,10 @@ def test_postgresql_conf_listens_on_the_private_address_with_tls_only(rec: Recor
     assert settings["password_encryption"] == "scram-sha-256"
     assert settings["shared_preload_libraries"] == "timescaledb"
     assert settings["port"] == "5432"
+    # The connection budget's value (stack_config), also handed to timescaledb-tune.
+    assert settings["max_connections"] == "720"
+    env = files(rec)["/etc/sark/timescale.env"]["content"]
+    assert "SARK_MAX_CONNECTIONS=720\n" in env.splitlines(keepends=True)
 
 
 def test_setup_script_is_valid_bash_and_the_tools_are_installed(rec: Recording) -> None:

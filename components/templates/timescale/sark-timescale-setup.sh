@@ -83,7 +83,8 @@ openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days 825 -subj "/CN=${private
   -addext "subjectAltName=IP:${private_ip}" -keyout "${tls_dir}/server.key" -out "${tls_dir}/server.crt"
 chown postgres:postgres "${tls_dir}/server.key" "${tls_dir}/server.crt"
 chmod 0600 "${tls_dir}/server.key"
-timescaledb-tune --quiet --yes --conf-path="${conf_dir}/postgresql.conf" >/dev/null
+# --max-conns sizes work_mem for the connection budget; conf.d/50-sark.conf sets the same max_connections.
+timescaledb-tune --quiet --yes --max-conns="${SARK_MAX_CONNECTIONS}" --conf-path="${conf_dir}/postgresql.conf" >/dev/null
 install -d -o postgres -g postgres "${conf_dir}/conf.d"
 sed -e "s/@PRIVATE_IP@/${private_ip}/g" -e "s#@TLS_DIR@#${tls_dir}#g" /etc/sark/postgresql-sark.conf \
   > "${conf_dir}/conf.d/50-sark.conf"
