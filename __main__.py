@@ -209,6 +209,9 @@ release = Release(
         data_tier=[database, timescale],
         timescale_volume_id=timescale.data_volume_id,
         min_healthy_targets=cfg.app.desired_capacity,
+        state_parameter_path=f"/{cfg.name_prefix}/{cfg.stack}/releases",
+        secret_arns=secrets.arns,
+        cache_replication_group_id=cache.replication_group_id,
     ),
 )
 
