@@ -72,7 +72,7 @@ database = Database(
         subnet_ids=network.data_subnet_ids,
         security_group_id=firewall.database_id,
         key_arn=stack_key.key_arn,
-        password=secrets.postgres_password,
+        password=secrets.postgres_master_password,
         engine_version=cfg.database.engine_version,
         instance_class=cfg.database.instance_class,
         allocated_storage_gb=cfg.database.allocated_storage_gb,
@@ -255,6 +255,12 @@ rotations = SecretRotations(
         timescale_instance_id=timescale.instance_id,
         alarm_actions=[monitoring.alert_topic_arn],
         log_retention_days=cfg.observability.log_retention_days,
+        master_secret_arn=secrets.master_arn,
+        subnet_ids=network.app_subnet_ids,
+        security_group_ids=[firewall.app_id],
+        database_name=database.database_name,
+        reserved_concurrency=cfg.secrets.rotation_reserved_concurrency,
+        bootstrap_after=[database, secrets],
     ),
 )
 
@@ -267,9 +273,9 @@ pulumi.export("dataSubnetIds", network.data_subnet_ids)
 pulumi.export("alertTopicArn", monitoring.alert_topic_arn)
 # Every alarm the stack owns, including the data tier's own (rotation audit, host auto-recovery),
 # so `sarkops verify` checks them all.
-pulumi.export("alarmNames", pulumi.Output.all(monitoring.alarm_names, rotations.alarm_name,
+pulumi.export("alarmNames", pulumi.Output.all(monitoring.alarm_names, rotations.alarm_names,
                                               timescale.recovery_alarm_name)
-              .apply(lambda names: [*names[0], names[1], names[2]]))
+              .apply(lambda names: [*names[0], *names[1], names[2]]))
 pulumi.export("dashboardName", monitoring.dashboard_name)
 pulumi.export("logGroupNames", monitoring.log_group_names)
 pulumi.export("dbInstanceIdentifier", database.instance_identifier)

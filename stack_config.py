@@ -198,6 +198,7 @@ class SecretsSettings:
     secret_key_rotation_days: int
     database_password_rotation_days: int
     api_token_rotation_days: int
+    rotation_reserved_concurrency: int
 
     @property
     def siem_port(self) -> int | None:
@@ -609,7 +610,16 @@ def _secrets(r: _Reader) -> SecretsSettings:
         secret_key_rotation_days=r.integer("secretKeyRotationDays", 180, 1, 180),
         database_password_rotation_days=r.integer("databasePasswordRotationDays", 90, 1, 90),
         api_token_rotation_days=r.integer("apiTokenRotationDays", 90, 30, 90),
+        rotation_reserved_concurrency=_reserved_concurrency(r),
     )
+
+
+def _reserved_concurrency(r: _Reader) -> int:
+    value = r.integer("rotationReservedConcurrency", 2, -1, 20)
+    if value == 0:
+        r.fail("rotationReservedConcurrency", 0, "-1 (none reserved) or 1 to 20; 0 would stop every rotation")
+        return 2
+    return value
 
 
 def _observability(r: _Reader) -> ObservabilitySettings:

@@ -9,7 +9,8 @@ owner), then:
   settings and data-store endpoints, written by the stack);
 - every parameter under ``<path>/secret-arns/`` names a Secrets Manager secret by ARN; its
   value becomes ``NAME=<secret>`` (a JSON secret with a ``password`` key, as RDS-managed
-  master secrets are, contributes that key);
+  master secrets are, contributes that key; with a ``username`` too, ``X_PASSWORD`` also sets
+  ``X_USER``: the database logins alternate between two users on every rotation);
 - it retries until every required name is present and every secret is readable, and until
   the data stores accept TCP connections, because on a first deployment the hosts boot
   while the databases are still being created;
@@ -53,6 +54,8 @@ DATA_STORES = (("POSTGRES_HOST", "POSTGRES_PORT"), ("TIMESCALE_HOST", "TIMESCALE
 """Host/port pairs that must accept connections before the service starts."""
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_NAME_VALUE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""A PostgreSQL user name as the stack creates them."""
 
 
 class NotReadyError(Exception):
@@ -118,7 +121,20 @@ def collect(ssm, secrets, path: str) -> dict:
         raise NotReadyError(f"waiting for parameters: {', '.join(missing)}")
     for name, arn in sorted(arns.items()):
         values[name] = _secret_value(secrets, name, arn)
+        user = _secret_username(secrets, name, arn)
+        if user is not None and name.endswith("_PASSWORD"):
+            values[name.removesuffix("_PASSWORD") + "_USER"] = user
     return values
+
+
+def _secret_username(secrets, name: str, arn: str):
+    """The ``username`` of a JSON login secret (alternating users), else None."""
+    try:
+        document = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    except Exception:  # not JSON, or not readable: _secret_value already decided what that means
+        return None
+    user = document.get("username") if isinstance(document, dict) else None
+    return user if isinstance(user, str) and _NAME_VALUE.match(user) else None
 
 
 def render(values: dict) -> str:
