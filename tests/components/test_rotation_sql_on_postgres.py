@@ -137,3 +137,44 @@ def test_the_client_refuses_a_server_it_cannot_verify(server: dict[str, Any]) ->
     wrong_name = ssl.create_default_context(cafile=str(server["root"] / "tls" / "ca.crt"))
     with pytest.raises(ssl.SSLCertVerificationError):
         fn.PgConnection("127.0.0.1", server["port"], "sark", MASTER_PASSWORD, "postgres", ssl_context=wrong_name)
+
+
+def test_timescale_clone_login_acts_as_the_owner(server: dict[str, Any]) -> None:
+    """The TimescaleDB host tool's SQL (run by psql as the host does): the clone logs in and what it
+    creates belongs to the owner, so migrations work whichever login the secret names."""
+    from tests.components.test_timescale import load_tool
+
+    tool = load_tool()
+    fn = load_function()
+    owner_password, clone_password = "Owner-Pass_0123456789abcdefghijklmnopqr", "Clone-Pass_0123456789abcdefghijklmnopq"
+
+    def psql(sql: str) -> None:
+        subprocess.run(["psql", "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(server["root"]), "-p",
+                        str(server["port"]), "-U", "sark", "-d", "postgres"], input=sql, text=True, check=True,
+                       capture_output=True)
+
+    psql("CREATE ROLE ts_owner LOGIN; CREATE DATABASE ts_audit OWNER ts_owner;")
+    psql(tool.login_sql("ts_owner", "ts_owner", tool.scram_verifier(owner_password)))
+    clone_sql = tool.login_sql("ts_owner", "ts_owner_clone", tool.scram_verifier(clone_password))
+    psql(clone_sql)
+    psql(clone_sql)  # idempotent: a later rotation back to the clone only changes its password
+    with fn.PgConnection("localhost", server["port"], "ts_owner_clone", clone_password, "ts_audit",
+                         ssl_context=server["context"]) as clone:
+        assert clone.query("SELECT current_user, session_user") == [["ts_owner", "ts_owner_clone"]]
+        clone.query("CREATE TABLE events (at timestamptz)")
+        assert clone.query("SELECT tableowner FROM pg_tables WHERE tablename = 'events'") == [["ts_owner"]]
+    with fn.PgConnection("localhost", server["port"], "ts_owner", owner_password, "ts_audit",
+                         ssl_context=server["context"]) as owner:
+        owner.query("ALTER TABLE events ADD COLUMN body text")  # the owner can migrate what the clone made
+
+
+def test_timescale_tool_refuses_a_login_it_does_not_manage() -> None:
+    from tests.components.test_timescale import load_tool
+
+    tool = load_tool()
+    settings = {"SARK_DB_USER": "sark"}
+    assert tool.login(settings, '{"username": "sark_clone", "password": "p"}') == ("sark_clone", "p")
+    with pytest.raises(SystemExit, match="names user 'postgres'; expected sark or sark_clone"):
+        tool.login(settings, '{"username": "postgres", "password": "p"}')
+    with pytest.raises(SystemExit, match="not JSON with a username and a password"):
+        tool.login(settings, "a-bare-password")

@@ -65,8 +65,16 @@ def rec() -> Recording:
     return record_program(host())
 
 
+def user_data_text(rec: Recording) -> str:
+    """The instance's user data as the host gets it (gunzipped when it was compressed)."""
+    import gzip
+
+    raw = base64.b64decode(rec.one(INSTANCE).inputs["userDataBase64"])
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
+
+
 def cloud_config(rec: Recording) -> dict[str, Any]:
-    text = rec.one(INSTANCE).inputs["userData"]
+    text = user_data_text(rec)
     assert text.startswith("#cloud-config\n")
     return yaml.safe_load(text)
 
@@ -150,10 +158,14 @@ def test_instance_role_reads_only_its_password_secret(rec: Recording) -> None:
 
 # --- cloud-init ---------------------------------------------------------------------------------------
 
-def test_user_data_is_plain_cloud_config_under_the_ec2_limit(rec: Recording) -> None:
-    user_data = rec.one(INSTANCE).inputs["userData"]
-    assert not contains_secret(user_data)  # nothing secret went in, so nothing needed masking
-    assert len(user_data.encode()) < USER_DATA_LIMIT
+def test_user_data_is_cloud_config_under_the_ec2_limit_gzipped_when_needed(rec: Recording) -> None:
+    encoded = rec.one(INSTANCE).inputs["userDataBase64"]
+    assert not contains_secret(encoded)  # nothing secret went in, so nothing needed masking
+    raw = base64.b64decode(encoded)
+    assert len(raw) <= USER_DATA_LIMIT  # what EC2 counts: the decoded bytes
+    text = user_data_text(rec)
+    # Compressed only because the plain document would not fit.
+    assert (raw[:2] == b"\x1f\x8b") == (len(text.encode()) > USER_DATA_LIMIT)
     document = cloud_config(rec)
     assert document["runcmd"] == [[SETUP_TOOL]]
     assert "python3-boto3" in document["packages"]
@@ -185,9 +197,10 @@ def test_pg_hba_lets_only_the_app_subnets_in_over_tls_with_scram(rec: Recording)
     rows = [line.split() for line in content.splitlines() if line.strip() and not line.startswith("#")]
     accepting = [r for r in rows if r[-1] != "reject"]
     assert ["local", "all", "postgres", "peer"] in accepting
-    assert ["local", "sark_audit", "sark", "scram-sha-256"] in accepting
+    # The owner and its clone: the logins the TIMESCALE_PASSWORD secret alternates between.
+    assert ["local", "sark_audit", "sark,sark_clone", "scram-sha-256"] in accepting
     network = [r for r in accepting if r[0] != "local"]
-    assert network == [["hostssl", "sark_audit", "sark", cidr, "scram-sha-256"] for cidr in APP_CIDRS]
+    assert network == [["hostssl", "sark_audit", "sark,sark_clone", cidr, "scram-sha-256"] for cidr in APP_CIDRS]
     rejecting = [r for r in rows if r[-1] == "reject"]
     assert {(r[0], r[3]) for r in rejecting} == {("hostnossl", "0.0.0.0/0"), ("hostnossl", "::/0"),
                                                  ("host", "0.0.0.0/0"), ("host", "::/0")}
