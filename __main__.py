@@ -115,6 +115,7 @@ timescale = TimescaleHost(
         timescaledb_version=cfg.timescale.timescaledb_version,
         snapshot_retention_days=cfg.timescale.snapshot_retention_days,
         max_connections=cfg.timescale.max_connections,
+        parameter_path=f"/{cfg.name_prefix}/{cfg.stack}",
         # Monitoring (created below, as it needs this host's id) names its agent parameter this way.
         cloudwatch_agent_parameter=agent_parameter_name(f"{base}-monitoring", "timescale"),
     ),
@@ -212,6 +213,8 @@ release = Release(
         state_parameter_path=f"/{cfg.name_prefix}/{cfg.stack}/releases",
         secret_arns=secrets.arns,
         cache_replication_group_id=cache.replication_group_id,
+        timescale_ready_parameter=timescale.ready_parameter,
+        timescale_instance_id=timescale.instance_id,
     ),
 )
 
@@ -261,6 +264,7 @@ rotations = SecretRotations(
         database_name=database.database_name,
         reserved_concurrency=cfg.secrets.rotation_reserved_concurrency,
         bootstrap_after=[database, secrets],
+        timescale_ready=[timescale.ready] if timescale.ready is not None else [],
     ),
 )
 

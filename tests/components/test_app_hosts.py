@@ -77,7 +77,10 @@ def rec(record: Record) -> Recording:
 
 
 def user_data(template: RecordedResource) -> str:
-    return base64.b64decode(template.inputs["userData"]).decode()
+    import gzip
+
+    raw = base64.b64decode(template.inputs["userData"])
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
 
 
 def cloud_config(template: RecordedResource) -> dict[str, Any]:

@@ -27,7 +27,10 @@ shopt -s nullglob
 for migration in /opt/sark/migrations/timescale/*.sql; do
     echo "applying ${migration##*/}"
     # Single quotes: the variables expand inside the unit's shell, from its environment.
-    as_sark /bin/sh -c 'PGPASSWORD="$TIMESCALE_PASSWORD" PGSSLMODE=require exec psql -X -q -v ON_ERROR_STOP=1 \
+    # verify-full against the stack's CA (TIMESCALE_SSLMODE/TIMESCALE_SSLROOTCERT, published by the
+    # TimescaleDB host); "require" only when an older stack publishes no CA.
+    as_sark /bin/sh -c 'PGPASSWORD="$TIMESCALE_PASSWORD" PGSSLMODE="${TIMESCALE_SSLMODE:-require}" \
+        PGSSLROOTCERT="${TIMESCALE_SSLROOTCERT:-}" exec psql -X -q -v ON_ERROR_STOP=1 \
         -h "$TIMESCALE_HOST" -p "$TIMESCALE_PORT" -U "$TIMESCALE_USER" -d "$TIMESCALE_DB" -f "$1"' sark-migrate "$migration"
 done
 echo "migrations complete"

@@ -180,6 +180,42 @@ def unreachable(values: dict, timeout: float = 3.0) -> list:
     return down
 
 
+TLS_DIR = "/etc/sark/tls"
+
+
+def tls_files(ssm, path: str) -> dict:
+    """CA certificates the stack publishes under ``<path>/tls/`` (file name -> PEM); NotReadyError until
+    each holds a certificate (the TimescaleDB host publishes its CA at the end of its bootstrap)."""
+    files = {}
+    for name, value in _by_path_raw(ssm, f"{path.rstrip('/')}/tls").items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*\.pem", name):
+            raise ValueError(f"parameter {path}/tls/{name} is not a .pem file name")
+        if not value.startswith("-----BEGIN CERTIFICATE-----"):
+            raise NotReadyError(f"waiting for the certificate in {path}/tls/{name}")
+        files[name] = value
+    return files
+
+
+def _by_path_raw(ssm, path: str) -> dict:
+    try:
+        parameters = [p for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=False)
+                      for p in page.get("Parameters", [])]
+    except Exception as error:  # AccessDenied until the role policy exists, throttling: all retried
+        raise NotReadyError(f"parameters under {path} not readable yet ({_error_code(error)})") from None
+    return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for p in parameters}
+
+
+def write_certificates(files: dict, directory: str = TLS_DIR) -> None:
+    """Write each certificate (public: 0644, root-owned) atomically."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    for name, text in files.items():
+        fd, temporary = tempfile.mkstemp(prefix=".pem.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, os.path.join(directory, name))
+
+
 def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config_file = argv[0] if argv else CONFIG_FILE
@@ -196,6 +232,7 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
     while True:
         try:
             values = collect(ssm, secrets, config["parameterPath"])
+            certificates = tls_files(ssm, config["parameterPath"])
             if config.get("waitForDataStores", True):
                 down = unreachable(values)
                 if down:
@@ -208,6 +245,7 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
             _log(str(waiting))
             sleep(delay)
             delay = min(delay * 2, 60.0)
+    write_certificates(certificates, config.get("tlsDir", TLS_DIR))
     write(config["envFile"], render(values), config["owner"])
     _log(f"wrote {config['envFile']} ({len(values)} variables)")
     return 0

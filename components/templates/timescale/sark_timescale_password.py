@@ -167,7 +167,43 @@ def check(settings: dict[str, str], value: str) -> None:
                        env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def imds_instance_id(opener=urllib.request.urlopen) -> str:
+    """This instance's id, through IMDSv2."""
+    session_request = urllib.request.Request(f"{IMDS}/api/token", method="PUT",  # noqa: S310
+                                             headers={f"{IMDS_SESSION_HEADER}-ttl-seconds": "60"})
+    with opener(session_request, timeout=5) as response:
+        session = response.read().decode()
+    request = urllib.request.Request(f"{IMDS}/meta-data/instance-id",  # noqa: S310
+                                     headers={IMDS_SESSION_HEADER: session})
+    with opener(request, timeout=5) as response:
+        return response.read().decode().strip()
+
+
+def publish(settings: dict[str, str], ca_file: str, ssm: object, instance_id: str) -> None:
+    """Publish the server's CA certificate, then mark this instance ready (the bootstrap's last step).
+
+    The stack waits on the ready parameter before it tests the password rotation, and the release
+    gate before it migrates; the app hosts wait on the CA parameter to verify the server.
+    """
+    with open(ca_file, encoding="utf-8") as handle:
+        certificate = handle.read()
+    if not certificate.startswith("-----BEGIN CERTIFICATE-----"):
+        raise SystemExit(f"{ca_file} is not a PEM certificate")
+    ssm.put_parameter(Name=settings["SARK_CA_PARAMETER"], Value=certificate, Type="String", Overwrite=True)
+    ssm.put_parameter(Name=settings["SARK_READY_PARAMETER"], Value=instance_id, Type="String", Overwrite=True)
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "publish":
+        import boto3
+
+        settings = read_env()
+        if not settings.get("SARK_CA_PARAMETER") or not settings.get("SARK_READY_PARAMETER"):
+            print("publish: SARK_CA_PARAMETER / SARK_READY_PARAMETER not set; nothing to publish", file=sys.stderr)
+            return 0
+        publish(settings, argv[2], boto3.client("ssm", region_name=imds_region()), imds_instance_id())
+        print(json.dumps({"action": "publish", "result": "ok"}))
+        return 0
     if len(argv) != 3 or argv[1] not in ACTIONS or argv[2] not in STAGES:
         print(f"usage: {argv[0]} {{{'|'.join(ACTIONS)}}} {{{'|'.join(STAGES)}}}", file=sys.stderr)
         return 2
