@@ -165,7 +165,8 @@ app_hosts = AppHosts(
             valkey_host=cache.primary_endpoint,
             valkey_port=cache.port,
         ),
-        secret_arns=secrets.arns,
+        # The master login too, for the migration step only (sark-render-env keeps it out of SARK's environment).
+        secret_arns={**secrets.arns, "POSTGRES_MASTER": secrets.master_arn},
         settings=AppSettings(
             environment=cfg.environment,
             log_level=cfg.app.log_level,

@@ -9,6 +9,7 @@ the endpoints when the service starts (SSM parameters, which do depend on the da
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 
 import yaml
@@ -61,7 +62,7 @@ def test_endpoint_parameters_and_release_gates_do_depend_on_the_data_tier() -> N
     parameters = {p.inputs["name"]: p for p in rec.by_type("aws:ssm/parameter:Parameter")}
     assert rds in upstream(rec, [parameters["/sark/production/env/POSTGRES_HOST"].urn])
     assert cache in upstream(rec, [parameters["/sark/production/env/VALKEY_HOST"].urn])
-    for gate in rec.by_type("command:local:Command"):
+    for gate in [c for c in rec.by_type("command:local:Command") if c.name.endswith("-gate")]:
         assert rds in gate.dependencies or rds in upstream(rec, [gate.urn])
     traffic = rec.one("aws:lb/listenerRule:ListenerRule", "sark-production-release-traffic")
     assert rds in upstream(rec, [traffic.urn])
@@ -73,7 +74,8 @@ def test_user_data_names_parameters_not_endpoints() -> None:
                  rec.one(DATA_STORES[1]).outputs["primaryEndpointAddress"],
                  rec.one("aws:ec2/instance:Instance").outputs["privateIp"]]
     for template in rec.by_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        text = base64.b64decode(template.inputs["userData"]).decode()
+        raw = base64.b64decode(template.inputs["userData"])
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
         host = json.loads(yaml.safe_load(text.split("\n", 1)[1])["write_files"][0]["content"])
         assert host["parameterPath"] == "/sark/production"
         assert [e for e in endpoints if e in text] == []

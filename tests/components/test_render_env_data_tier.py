@@ -80,3 +80,16 @@ def test_the_timescale_ca_is_waited_for_then_written(tmp_path: Path) -> None:
     written = tmp_path / "timescale-ca.pem"
     assert written.read_text() == PEM
     assert oct(written.stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_master_login_never_reaches_sarks_environment_only_the_migration_file() -> None:
+    secrets = Secrets({"arn:SECRET_KEY": "k" * 64, "arn:VALKEY_PASSWORD": "v" * 64,
+                       "arn:POSTGRES_PASSWORD": json.dumps({"username": "sark_app_user", "password": "app"}),
+                       "arn:TIMESCALE_PASSWORD": json.dumps({"username": "sark", "password": "ts"}),
+                       "arn:POSTGRES_MASTER": json.dumps({"username": "sark", "password": "master"})})
+    ssm = Ssm(parameters(**{"/s/secret-arns/POSTGRES_MASTER": "arn:POSTGRES_MASTER"}))
+    values = render_env.collect(ssm, secrets, "/s")
+    assert "master" not in values.values()
+    assert not any(name.startswith("POSTGRES_MASTER") for name in values)
+    assert (values["POSTGRES_USER"], values["POSTGRES_PASSWORD"]) == ("sark_app_user", "app")
+    assert render_env.migration_values(ssm, secrets, "/s") == {"POSTGRES_USER": "sark", "POSTGRES_PASSWORD": "master"}

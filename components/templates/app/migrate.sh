@@ -12,7 +12,10 @@ set -euo pipefail
 cloud-init status --wait >/dev/null
 test -x /opt/sark/venv/bin/alembic
 
-/usr/local/sbin/sark-render-env
+# The app's own login may only read and write rows; schema changes run as the RDS master, whose
+# login goes to a separate file for this step only (never into SARK's environment).
+/usr/local/sbin/sark-render-env --migration-env /opt/sark/.env.migrate
+trap 'rm -f /opt/sark/.env.migrate' EXIT
 
 as_sark() {
     systemd-run --quiet --wait --pipe --collect --uid=sark --gid=sark \
@@ -20,8 +23,15 @@ as_sark() {
         --property=WorkingDirectory=/opt/sark "$@"
 }
 
-as_sark /opt/sark/venv/bin/alembic upgrade head
-as_sark /opt/sark/venv/bin/alembic current
+as_master() {
+    systemd-run --quiet --wait --pipe --collect --uid=sark --gid=sark \
+        --property=EnvironmentFile=/opt/sark/.env.production \
+        --property=EnvironmentFile=/opt/sark/.env.migrate \
+        --property=WorkingDirectory=/opt/sark "$@"
+}
+
+as_master /opt/sark/venv/bin/alembic upgrade head
+as_master /opt/sark/venv/bin/alembic current
 
 shopt -s nullglob
 for migration in /opt/sark/migrations/timescale/*.sql; do

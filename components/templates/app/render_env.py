@@ -40,6 +40,10 @@ REQUIRED_SETTINGS = (
 )
 """Non-secret settings the service cannot start without (SSM parameters under <path>/env/)."""
 
+MIGRATION_ONLY = {"POSTGRES_MASTER": "POSTGRES"}
+"""Secrets never written to SARK's environment: the RDS master login, read only by
+``sark-render-env --migration-env FILE`` for the migration step (as POSTGRES_USER/POSTGRES_PASSWORD)."""
+
 REQUIRED_SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "TIMESCALE_PASSWORD", "VALKEY_PASSWORD")
 """Secrets the service cannot start without (ARNs under <path>/secret-arns/)."""
 
@@ -120,6 +124,8 @@ def collect(ssm, secrets, path: str) -> dict:
     if missing:
         raise NotReadyError(f"waiting for parameters: {', '.join(missing)}")
     for name, arn in sorted(arns.items()):
+        if name in MIGRATION_ONLY:
+            continue
         values[name] = _secret_value(secrets, name, arn)
         user = _secret_username(secrets, name, arn)
         if user is not None and name.endswith("_PASSWORD"):
@@ -216,8 +222,29 @@ def write_certificates(files: dict, directory: str = TLS_DIR) -> None:
         os.replace(temporary, os.path.join(directory, name))
 
 
+def migration_values(ssm, secrets, path: str) -> dict:
+    """POSTGRES_USER/POSTGRES_PASSWORD of the master login, for migrations only."""
+    arns = _by_path(ssm, f"{path.rstrip('/')}/secret-arns")
+    values = {}
+    for name, prefix in MIGRATION_ONLY.items():
+        if name not in arns:
+            raise NotReadyError(f"waiting for parameters: {name}")
+        values[f"{prefix}_PASSWORD"] = _secret_value(secrets, name, arns[name])
+        user = _secret_username(secrets, name, arns[name])
+        if user is None:
+            raise ValueError(f"secret {name} has no username")
+        values[f"{prefix}_USER"] = user
+    return values
+
+
 def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    migration_file = None
+    if argv[:1] == ["--migration-env"]:
+        if len(argv) < 2:
+            _log("usage: sark-render-env [--migration-env FILE] [CONFIG]")
+            return 2
+        migration_file, argv = argv[1], argv[2:]
     config_file = argv[0] if argv else CONFIG_FILE
     with open(config_file, encoding="utf-8") as handle:
         config = json.load(handle)
@@ -247,6 +274,9 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
             delay = min(delay * 2, 60.0)
     write_certificates(certificates, config.get("tlsDir", TLS_DIR))
     write(config["envFile"], render(values), config["owner"])
+    if migration_file is not None:
+        write(migration_file, render(migration_values(ssm, secrets, config["parameterPath"])), config["owner"])
+        _log(f"wrote {migration_file} (the master login, for migrations)")
     _log(f"wrote {config['envFile']} ({len(values)} variables)")
     return 0
 
