@@ -48,3 +48,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Roll a failed release back: traffic to the previous release; RESTORE=1 also restores the
+## release's pre-migration RDS snapshot after you confirm (RELEASE=<tag> if not appVersion).
+.PHONY: rollback
+rollback: $(STAMP)
+	$(BIN)/python scripts/rollback.py --stack $(STACK) $(if $(RELEASE),--release $(RELEASE)) $(if $(RESTORE),--restore-database)

@@ -78,7 +78,7 @@ database = Database(
         subnet_ids=network.data_subnet_ids,
         security_group_id=firewall.database_id,
         key_arn=stack_key.key_arn,
-        password=secrets.postgres_password,
+        password=secrets.postgres_master_password,
         engine_version=cfg.database.engine_version,
         instance_class=cfg.database.instance_class,
         allocated_storage_gb=cfg.database.allocated_storage_gb,
@@ -122,6 +122,8 @@ timescale = TimescaleHost(
         snapshot_retention_days=cfg.timescale.snapshot_retention_days,
         image_id=cfg.timescale.image_id,
         route_out=network.data_route_out,
+        max_connections=cfg.timescale.max_connections,
+        parameter_path=f"/{cfg.name_prefix}/{cfg.stack}",
         # Monitoring (created below, as it needs this host's id) names its agent parameter this way.
         cloudwatch_agent_parameter=agent_parameter_name(f"{base}-monitoring", "timescale"),
     ),
@@ -179,13 +181,15 @@ app_hosts = AppHosts(
             valkey_host=cache.primary_endpoint,
             valkey_port=cache.port,
         ),
-        secret_arns=secrets.arns,
+        # The master login too, for the migration step only (sark-render-env keeps it out of SARK's environment).
+        secret_arns={**secrets.arns, "POSTGRES_MASTER": secrets.master_arn},
         settings=AppSettings(
             environment=cfg.environment,
             log_level=cfg.app.log_level,
             cors_origins=cfg.app.cors_origins,
             access_token_expire_minutes=cfg.app.access_token_expire_minutes,
             postgres_pool_size=cfg.app.postgres_pool_size,
+            postgres_max_overflow=cfg.app.postgres_max_overflow,
             siem_provider=cfg.secrets.siem_provider,
             splunk_hec_url=cfg.secrets.splunk_hec_url,
             splunk_index=cfg.secrets.splunk_index,
@@ -231,6 +235,11 @@ release = Release(
         data_tier=[database, timescale],
         timescale_volume_id=timescale.data_volume_id,
         min_healthy_targets=cfg.app.desired_capacity,
+        state_parameter_path=f"/{cfg.name_prefix}/{cfg.stack}/releases",
+        secret_arns=secrets.arns,
+        cache_replication_group_id=cache.replication_group_id,
+        timescale_ready_parameter=timescale.ready_parameter,
+        timescale_instance_id=timescale.instance_id,
     ),
 )
 
@@ -274,6 +283,13 @@ rotations = SecretRotations(
         timescale_instance_id=timescale.instance_id,
         alarm_actions=[monitoring.alert_topic_arn],
         log_retention_days=cfg.observability.log_retention_days,
+        master_secret_arn=secrets.master_arn,
+        subnet_ids=network.app_subnet_ids,
+        security_group_ids=[firewall.app_id],
+        database_name=database.database_name,
+        reserved_concurrency=cfg.secrets.rotation_reserved_concurrency,
+        bootstrap_after=[database, secrets],
+        timescale_ready=[timescale.ready] if timescale.ready is not None else [],
     ),
 )
 
@@ -286,9 +302,9 @@ pulumi.export("dataSubnetIds", network.data_subnet_ids)
 pulumi.export("alertTopicArn", monitoring.alert_topic_arn)
 # Every alarm the stack owns, including the data tier's own (rotation audit, host auto-recovery),
 # so `sarkops verify` checks them all.
-pulumi.export("alarmNames", pulumi.Output.all(monitoring.alarm_names, rotations.alarm_name,
+pulumi.export("alarmNames", pulumi.Output.all(monitoring.alarm_names, rotations.alarm_names,
                                               timescale.recovery_alarm_name)
-              .apply(lambda names: [*names[0], names[1], names[2]]))
+              .apply(lambda names: [*names[0], *names[1], names[2]]))
 pulumi.export("dashboardName", monitoring.dashboard_name)
 pulumi.export("logGroupNames", monitoring.log_group_names)
 pulumi.export("dbInstanceIdentifier", database.instance_identifier)

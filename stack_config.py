@@ -124,6 +124,7 @@ class AppSettings:
     cors_origins: tuple[str, ...]
     access_token_expire_minutes: int
     postgres_pool_size: int
+    postgres_max_overflow: int
     admin_cidrs: tuple[str, ...]
     monitoring_cidrs: tuple[str, ...]
     image_id: str
@@ -171,6 +172,7 @@ class DatabaseSettings:
     multi_az: bool
     deletion_protection: bool
     max_connections: int
+    connection_reserve: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +186,7 @@ class TimescaleSettings:
     snapshot_retention_days: int
     image_id: str
     """Pinned Ubuntu 22.04 amd64 AMI the TimescaleDB host is created from (``timescaleImageId``)."""
+    max_connections: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +214,7 @@ class SecretsSettings:
     secret_key_rotation_days: int
     database_password_rotation_days: int
     api_token_rotation_days: int
+    rotation_reserved_concurrency: int
 
     @property
     def siem_port(self) -> int | None:
@@ -567,7 +571,8 @@ def _app(r: _Reader, production: bool) -> AppSettings:
         log_level=log_level,
         cors_origins=cors,
         access_token_expire_minutes=r.integer("accessTokenExpireMinutes", 15, 1, 1440),
-        postgres_pool_size=r.integer("postgresPoolSize", 20, 1, 200),
+        postgres_pool_size=r.integer("postgresPoolSize", 4, 1, 200),
+        postgres_max_overflow=r.integer("postgresMaxOverflow", 1, 0, 200),
         admin_cidrs=r.cidrs("adminCidrs"),
         monitoring_cidrs=r.cidrs("monitoringCidrs"),
         image_id=image_id,
@@ -640,7 +645,8 @@ def _database(r: _Reader, production: bool) -> DatabaseSettings:
         backup_retention_days=retention,
         multi_az=multi_az,
         deletion_protection=deletion_protection,
-        max_connections=r.integer("dbMaxConnections", 400, 50, 5000),
+        max_connections=r.integer("dbMaxConnections", 720, 50, 5000),
+        connection_reserve=r.integer("dbConnectionReserve", 30, 10, 1000),
     )
 
 
@@ -658,6 +664,7 @@ def _timescale(r: _Reader, production: bool) -> TimescaleSettings:
         timescaledb_version=version,
         snapshot_retention_days=r.integer("timescaleSnapshotRetentionDays", 30, 30 if production else 1, 365),
         image_id=_image_id(r, "timescaleImageId"),
+        max_connections=r.integer("timescaleMaxConnections", 720, 50, 5000),
     )
 
 
@@ -700,7 +707,16 @@ def _secrets(r: _Reader) -> SecretsSettings:
         secret_key_rotation_days=r.integer("secretKeyRotationDays", 180, 1, 180),
         database_password_rotation_days=r.integer("databasePasswordRotationDays", 90, 1, 90),
         api_token_rotation_days=r.integer("apiTokenRotationDays", 90, 30, 90),
+        rotation_reserved_concurrency=_reserved_concurrency(r),
     )
+
+
+def _reserved_concurrency(r: _Reader) -> int:
+    value = r.integer("rotationReservedConcurrency", 2, -1, 20)
+    if value == 0:
+        r.fail("rotationReservedConcurrency", 0, "-1 (none reserved) or 1 to 20; 0 would stop every rotation")
+        return 2
+    return value
 
 
 def _observability(r: _Reader) -> ObservabilitySettings:
@@ -723,6 +739,84 @@ def _observability(r: _Reader) -> ObservabilitySettings:
         memory_percent=r.number("alarmMemoryPercent", 80.0, 1.0, 100.0),
         p95_latency_ms=r.number("alarmP95LatencyMs", 500.0, 1.0, 60000.0),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Connection budget (issue #11, item 5)
+# --------------------------------------------------------------------------------------
+
+CANARY_RELEASES = 2
+"""Releases with their own Auto Scaling group while a canary runs (the new one and the previous one)."""
+
+RDS_MEMORY_PER_CONNECTION = 9531392
+"""Bytes per connection in RDS for PostgreSQL's default ``max_connections``:
+LEAST({DBInstanceClassMemory/9531392}, 5000) (AWS, "Maximum number of database connections")."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionBudget:
+    """The worst case of connections the app can open to one database, and the arithmetic behind it."""
+
+    hosts: int
+    """appMaxSize x releases during a canary."""
+    workers: int
+    """Uvicorn workers per host (2 x vCPU + 1)."""
+    per_worker: int
+    """postgresPoolSize + postgresMaxOverflow: each worker process has its own pool."""
+    reserve: int
+    """Connections kept for migrations, the rotation Lambda, operators and RDS's reserved superuser slots."""
+
+    @property
+    def app_connections(self) -> int:
+        """Connections the app fleet may hold at once."""
+        return self.hosts * self.workers * self.per_worker
+
+    @property
+    def needed(self) -> int:
+        """``max_connections`` the database needs."""
+        return self.app_connections + self.reserve
+
+
+def connection_budget(app: AppSettings, reserve: int) -> ConnectionBudget:
+    """The worst case of :class:`AppSettings` against one database: every host of both releases of a canary
+    at the Auto Scaling maximum, every worker with its pool and overflow full."""
+    return ConnectionBudget(hosts=app.max_size * CANARY_RELEASES, workers=app.workers,
+                            per_worker=app.postgres_pool_size + app.postgres_max_overflow, reserve=reserve)
+
+
+def rds_default_max_connections(instance_class: str) -> int | None:
+    """RDS's own ``max_connections`` for an instance class whose memory we know (None otherwise)."""
+    spec = INSTANCE_TYPES.get(instance_class.removeprefix("db."))
+    if spec is None:
+        return None
+    return min(spec.memory_gib * 1024**3 // RDS_MEMORY_PER_CONNECTION, 5000)
+
+
+def _connection_budget(r: _Reader, config: StackConfig) -> None:
+    """Reject settings whose worst case exceeds a database's ``max_connections`` minus the reserve.
+
+    Both databases get the same budget: SARK opens one pool per worker to PostgreSQL and one to
+    TimescaleDB, sized by the same ``POSTGRES_POOL_SIZE``/``POSTGRES_MAX_OVERFLOW``.
+    """
+    app, db = config.app, config.database
+    budget = connection_budget(app, db.connection_reserve)
+    arithmetic = (f"appMaxSize {app.max_size} hosts x {CANARY_RELEASES} releases during a canary x "
+                  f"{budget.workers} workers ({app.instance_type}: 2 x {app.instance.vcpus} vCPU + 1) x "
+                  f"(postgresPoolSize {app.postgres_pool_size} + postgresMaxOverflow {app.postgres_max_overflow}) = "
+                  f"{budget.app_connections} connections + dbConnectionReserve {budget.reserve} = {budget.needed}")
+    advice = "lower postgresPoolSize, postgresMaxOverflow or appMaxSize, or raise"
+    if budget.needed > db.max_connections:
+        r.errors.append(f"{r.key('dbMaxConnections')}: {db.max_connections} is too small for the app's worst case: "
+                        f"{arithmetic} > {db.max_connections}; {advice} dbMaxConnections (and dbInstanceClass)")
+    if budget.needed > config.timescale.max_connections:
+        r.errors.append(f"{r.key('timescaleMaxConnections')}: {config.timescale.max_connections} is too small for "
+                        f"the app's worst case: {arithmetic} > {config.timescale.max_connections}; {advice} "
+                        "timescaleMaxConnections (and timescaleInstanceType)")
+    ceiling = rds_default_max_connections(db.instance_class)
+    if ceiling is not None and db.max_connections > ceiling:
+        r.fail("dbMaxConnections", db.max_connections,
+               f"at most {ceiling}, RDS's own limit for {db.instance_class} (memory / 9531392 bytes per "
+               "connection); choose a larger dbInstanceClass for more")
 
 
 def parse_config(raw: Callable[[str], str | None], *, project: str, stack: str, region: str | None) -> StackConfig:
@@ -769,6 +863,7 @@ def _read_all(r: _Reader, *, region: str | None, project: str = PROJECT, stack: 
         secrets=_secrets(r),
         observability=_observability(r),
     )
+    _connection_budget(r, config)
     _find_placeholders(r, config)
     return dataclasses.replace(config, placeholders=tuple(r.placeholders))
 

@@ -180,6 +180,9 @@ class AppSettings:
     postgres_pool_size: int = 20
     """POSTGRES_POOL_SIZE."""
 
+    postgres_max_overflow: int = 0
+    """POSTGRES_MAX_OVERFLOW: connections a worker's pool may open beyond the pool size (connection budget)."""
+
     siem_provider: str = "splunk"
     """``splunk``, ``datadog`` or ``none``."""
 
@@ -606,6 +609,7 @@ def env_settings(settings: AppSettings) -> dict[str, str]:
         "CORS_ORIGINS": ",".join(settings.cors_origins),
         "ACCESS_TOKEN_EXPIRE_MINUTES": str(settings.access_token_expire_minutes),
         "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
         "VERIFY_SSL": "true",
         "SPLUNK_ENABLED": "true" if settings.siem_provider == "splunk" else "false",
         "DATADOG_ENABLED": "true" if settings.siem_provider == "datadog" else "false",

@@ -11,8 +11,10 @@ Creates:
   exports into them instead of creating unencrypted ones that keep logs forever;
 - the enhanced-monitoring role;
 - the instance: PostgreSQL ``engine_version`` (major, e.g. ``15``; minor upgrades are
-  automatic), database ``sark``, master user ``sark`` with the generated ``POSTGRES_PASSWORD``
-  (rotated by components/secrets.py), gp3 storage encrypted with the stack key and
+  automatic), database ``sark``, master user ``sark`` with the generated first password of the
+  ``POSTGRES_MASTER`` secret (rotated by components/secrets.py; migrations, the rotation Lambda
+  and operators only: SARK itself logs in as the least-privilege ``sark_app_user``/``_clone``,
+  which the rotation Lambda creates with database-level grants), gp3 storage encrypted with the stack key and
   autoscaling up to ``max_allocated_storage_gb``, Multi-AZ, 30 days of automated backups
   (kept after deletion too), deletion protection plus a final snapshot, tags copied to
   snapshots, not publicly accessible, only the database security group (5432 from the app
@@ -84,8 +86,8 @@ class DatabaseArgs:
     deletion_protection: bool = True
     """Block deletes through the AWS API."""
 
-    max_connections: int = 400
-    """``max_connections``: enough for every app host's pool plus maintenance."""
+    max_connections: int = 720
+    """``max_connections``: the app's worst case plus a reserve (stack_config's connection budget checks it)."""
 
     log_retention_days: int = 90
     """Days the exported PostgreSQL logs are kept."""

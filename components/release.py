@@ -15,7 +15,12 @@ and Auto Scaling group (components/app_hosts.py), keyed by its tag. This compone
   ``new_release_weight`` and to the previous one with the rest (the checklist's 10 -> 50 ->
   100 canary). It depends on every gate, so traffic moves only after the new release passed.
 
-Rolling back the app is one config change: ``newVersionTrafficPercent: 0``.
+Rolling back the app is one config change: ``newVersionTrafficPercent: 0``; ``make rollback``
+(``scripts/rollback.py``) also reverts a release whose gate failed and, when the operator
+confirms, restores the pre-migration snapshot (docs/app-tier.md, docs/data-tier.md).
+
+A gate that fails part-way resumes on the next ``pulumi up``: it records its completed steps
+(snapshots, migrations) in ``<state_parameter_path>/<release>/gate`` and skips them when retried.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ def snapshot_identifier(stack: str, version: str) -> str:
     """RDS snapshot id of a release: letters, digits and single hyphens, starting with a letter."""
     text = re.sub(r"-+", "-", f"sark-{version_key(stack)}-pre-{version_key(version)}").strip("-")
     return text[:255].rstrip("-")
+
+
+def gate_state_parameter(path: str, version: str) -> str:
+    """SSM parameter holding a release's record of completed gate steps."""
+    return f"{path.rstrip('/')}/{version_key(version)}/gate"
 
 
 def traffic_weights(current: str, previous: str | None, new_release_weight: int) -> dict[str, int]:
@@ -104,6 +114,22 @@ class ReleaseArgs:
     python: str = "python3"
     """Interpreter for the gate script on the machine running ``pulumi up``."""
 
+    state_parameter_path: str | None = None
+    """SSM path under which each release's gate records its completed steps
+    (``<path>/<release key>/gate``), so a retried gate resumes; None: no record."""
+
+    secret_arns: Mapping[str, pulumi.Input[str]] | None = None
+    """Secrets the release needs (environment variable -> ARN): the gate first checks each has a value."""
+
+    cache_replication_group_id: pulumi.Input[str] | None = None
+    """The cache the gate waits for (None: not waited for)."""
+
+    timescale_ready_parameter: pulumi.Input[str] | None = None
+    """SSM parameter the TimescaleDB host sets to its instance id when its bootstrap is done."""
+
+    timescale_instance_id: pulumi.Input[str] | None = None
+    """The TimescaleDB host the gate waits for (with ``timescale_ready_parameter``)."""
+
 
 class Release(pulumi.ComponentResource):
     """Release gates and the weighted traffic rule."""
@@ -143,6 +169,16 @@ class Release(pulumi.ComponentResource):
             }
             if args.timescale_volume_id is not None:
                 environment["SARK_TIMESCALE_VOLUME"] = args.timescale_volume_id
+            if args.state_parameter_path is not None:
+                environment["SARK_STATE_PARAMETER"] = gate_state_parameter(args.state_parameter_path, version)
+            if args.secret_arns:
+                # ARNs only: the gate reads each secret's metadata, never its value.
+                environment["SARK_SECRET_ARNS"] = pulumi.Output.json_dumps(dict(args.secret_arns))
+            if args.cache_replication_group_id is not None:
+                environment["SARK_CACHE_GROUP"] = args.cache_replication_group_id
+            if args.timescale_ready_parameter is not None and args.timescale_instance_id is not None:
+                environment["SARK_TIMESCALE_READY_PARAMETER"] = args.timescale_ready_parameter
+                environment["SARK_TIMESCALE_INSTANCE"] = args.timescale_instance_id
             gate = command.local.Command(
                 f"{name}-{version_key(version)}-gate",
                 create=f"{args.python} {GATE_SCRIPT}",

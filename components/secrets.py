@@ -46,6 +46,7 @@ instance. The policy pack accepts an RDS password only if it comes from a genera
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ ENV_VAR_TAG = "sark:env-var"
 METRIC_NAMESPACE = "SARK/Secrets"
 METRIC_NAME = "SecretsNeedingAttention"
 LAMBDA_SOURCE = Path(__file__).parent / "templates" / "secret_rotation" / "lambda_function.py"
+APP_ROLE_VERSION = hashlib.sha256(LAMBDA_SOURCE.read_bytes()).hexdigest()[:16]
+"""Changes with the Lambda (which holds the app role's grants), re-running the idempotent bootstrap."""
 
 
 
@@ -90,26 +93,53 @@ class GeneratedSecret:
     rotation_class: str
     """``signing-key`` (rotation period: ``secret_key_rotation_days``) or ``password``."""
     kind: str
-    """How the rotation Lambda applies a new value: generated, rds, elasticache or timescale."""
+    """How the rotation Lambda applies a new value: generated, rds (the master, single user),
+    rds-app (alternating users), elasticache or timescale (alternating users)."""
     description: str
+    username: str | None = None
+    """Base user of a JSON ``{"username", "password"}`` secret (alternating users: the value
+    holds this user or ``<username>_clone``); None: the value is the bare password or key."""
 
+
+APP_DB_GROUP = "sark_app"
+"""NOLOGIN role holding the app's database-level grants on RDS (components/database.py: app_role_sql)."""
+APP_DB_USER = "sark_app_user"
+"""The app's RDS login; it alternates with ``sark_app_user_clone``, both members of ``sark_app``."""
+MASTER_USER = "sark"
+"""The RDS master user: migrations and operators only."""
+TIMESCALE_USER = "sark"
+"""TimescaleDB owner of ``sark_audit``; it alternates with ``sark_clone`` (which acts as ``sark``)."""
 
 GENERATED: tuple[GeneratedSecret, ...] = (
     GeneratedSecret("SECRET_KEY", 64, "", "signing-key", "generated",
                     "SARK JWT signing key (SECRET_KEY)"),
-    GeneratedSecret("POSTGRES_PASSWORD", 40, "-_", "password", "rds",
-                    "Password of the sark user of the RDS PostgreSQL database (POSTGRES_PASSWORD)"),
+    GeneratedSecret("POSTGRES_PASSWORD", 40, "-_", "password", "rds-app",
+                    "Login of the app's least-privilege role on RDS PostgreSQL, JSON {username, password}; the "
+                    "username alternates between sark_app_user and sark_app_user_clone (POSTGRES_USER/PASSWORD)",
+                    username=APP_DB_USER),
     GeneratedSecret("TIMESCALE_PASSWORD", 40, "-_", "password", "timescale",
-                    "Password of the sark user of the TimescaleDB database sark_audit (TIMESCALE_PASSWORD)"),
+                    "Login of the TimescaleDB database sark_audit, JSON {username, password}; the username "
+                    "alternates between sark and sark_clone (TIMESCALE_USER/PASSWORD)", username=TIMESCALE_USER),
     GeneratedSecret("VALKEY_PASSWORD", 64, "-", "password", "elasticache",
                     "AUTH token of the ElastiCache Valkey/Redis replication group (VALKEY_PASSWORD)"),
 )
+MASTER = GeneratedSecret("POSTGRES_MASTER", 40, "-_", "password", "rds",
+                         "RDS PostgreSQL master user sark, JSON {username, password}: migrations, the rotation "
+                         "Lambda and operators only; never given to the app", username=MASTER_USER)
+"""The master credential: a stack secret, but not one the app hosts read (not in ``StackSecrets.arns``)."""
 EXTERNAL_DESCRIPTIONS = {
     "SPLUNK_HEC_TOKEN": "Splunk HTTP Event Collector token for SARK audit events (put by an operator)",
     "DATADOG_API_KEY": "Datadog API key for SARK audit events (put by an operator)",
     "CONSUL_TOKEN": "Consul ACL token for SARK (put by an operator)",
     "VAULT_TOKEN": "Vault token for SARK (put by an operator)",
 }
+
+
+def secret_value(spec: GeneratedSecret, password: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The first value of a generated secret: the bare value, or ``{"username", "password"}`` JSON."""
+    if spec.username is None:
+        return pulumi.Output.secret(password)
+    return pulumi.Output.secret(pulumi.Output.json_dumps({"username": spec.username, "password": password}))
 
 
 def _slug(env_var: str) -> str:
@@ -166,8 +196,14 @@ class StackSecrets(pulumi.ComponentResource):
     external: tuple[str, ...]
     """Environment variables whose secret an operator fills (no value is created by the stack)."""
 
-    postgres_password: pulumi.Output[str]
-    """The generated first ``POSTGRES_PASSWORD`` (secret): the RDS master password at creation."""
+    master_arn: pulumi.Output[str]
+    """ARN of ``<prefix>/POSTGRES_MASTER`` (the RDS master credential; not for the app)."""
+
+    master_name: str
+    """Its name."""
+
+    postgres_master_password: pulumi.Output[str]
+    """The generated first master password (secret): the RDS master password at creation."""
 
     valkey_password: pulumi.Output[str]
     """The generated first ``VALKEY_PASSWORD`` (secret): the ElastiCache AUTH token at creation."""
@@ -191,7 +227,7 @@ class StackSecrets(pulumi.ComponentResource):
         self.names = {}
         self.rotation_days = {}
         values: dict[str, pulumi.Output[str]] = {}
-        for spec in GENERATED:
+        for spec in (*GENERATED, MASTER):
             value = random.RandomPassword(
                 f"{name}-{_slug(spec.env_var)}-value",
                 length=spec.length,
@@ -209,7 +245,7 @@ class StackSecrets(pulumi.ComponentResource):
             aws.secretsmanager.SecretVersion(
                 f"{name}-{_slug(spec.env_var)}-version",
                 secret_id=secret.id,
-                secret_string=value.result,
+                secret_string=secret_value(spec, value.result),
                 # Rotation moves AWSCURRENT to newer versions; this first version must stay
                 # (it is AWSPREVIOUS for a while) and must never be rewritten by an update.
                 opts=pulumi.ResourceOptions(parent=self, protect=True),
@@ -220,8 +256,11 @@ class StackSecrets(pulumi.ComponentResource):
                          rotation_class="api-token", rotation="manual", days=days["api-token"])
 
         self.external = tuple(external)
+        # The master is a stack secret the app must never read: out of the map the app hosts get.
+        self.master_arn = self.arns.pop(MASTER.env_var)
+        self.master_name = self.names.pop(MASTER.env_var)
         self.secret_arns = pulumi.Output.all(**self.arns)  # type: ignore[assignment]
-        self.postgres_password = values["POSTGRES_PASSWORD"]
+        self.postgres_master_password = values[MASTER.env_var]
         self.valkey_password = values["VALKEY_PASSWORD"]
         self.register_outputs({"secretArns": self.secret_arns})
 
@@ -279,6 +318,31 @@ class SecretRotationsArgs:
     timescale_instance_id: pulumi.Input[str]
     """The TimescaleDB host, where the ``sark`` role's password is ``TIMESCALE_PASSWORD``."""
 
+    master_secret_arn: pulumi.Input[str]
+    """``StackSecrets.master_arn``: the RDS master credential, rotated here and used to manage the app's logins."""
+
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Private subnets with a route out (the app subnets): the Lambda connects to RDS to manage the app's
+    logins, and reaches the AWS APIs through NAT."""
+
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """The app hosts' security group: it already reaches RDS on 5432 and the internet on 443, so the
+    Lambda adds no firewall path of its own."""
+
+    database_name: str = "sark"
+    """RDS database the app's role is granted on."""
+
+    reserved_concurrency: int = 2
+    """Concurrent executions reserved for (and capping) the Lambda; -1: none reserved (accounts whose
+    concurrency limit is 10 cannot reserve any). 0 is refused: it would stop every rotation."""
+
+    timescale_ready: Sequence[pulumi.Resource] = ()
+    """What must exist before the TimescaleDB rotation is configured (its first test logs in on the host):
+    ``TimescaleHost.ready``, which waits for the host's bootstrap."""
+
+    bootstrap_after: Sequence[pulumi.Resource] = ()
+    """What the app-role bootstrap invocation waits for (the database instance, the secrets' first values)."""
+
     app_role: str = "app"
     """Value of the ``sark:role`` tag of the app hosts that are restarted after a rotation."""
 
@@ -301,7 +365,7 @@ class SecretRotationsArgs:
     """Tags added to the Lambda, its role and the alarm."""
 
 
-ROTATED_KINDS = {spec.env_var: spec for spec in GENERATED}
+ROTATED_KINDS = {spec.env_var: spec for spec in (*GENERATED, MASTER)}
 
 
 class SecretRotations(pulumi.ComponentResource):
@@ -313,12 +377,21 @@ class SecretRotations(pulumi.ComponentResource):
     alarm_name: pulumi.Output[str]
     """Name of the alarm that fires when a secret has no value or is overdue for rotation."""
 
+    alarm_names: pulumi.Output[list[str]]
+    """Every alarm of the component: the rotation reminder and the failed-invocation queue."""
+
+    failure_queue_arn: pulumi.Output[str]
+    """SQS queue receiving the Lambda's failed asynchronous invocations (the daily audit)."""
+
     rotated: tuple[str, ...]
     """Environment variables whose secret rotates automatically."""
 
     def __init__(self, name: str, args: SecretRotationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:secrets:SecretRotations", name, None, opts)
-        missing = sorted(set(ROTATED_KINDS) - set(args.secret_arns))
+        missing = sorted(set(ROTATED_KINDS) - {*args.secret_arns, MASTER.env_var})
+        if args.reserved_concurrency == 0 or args.reserved_concurrency < -1:
+            raise SecretsArgsError(f"SecretRotationsArgs.reserved_concurrency: {args.reserved_concurrency} is not "
+                                   "allowed; expected -1 (none reserved) or 1 and more (0 would stop every rotation)")
         if missing:
             raise SecretsArgsError(f"SecretRotationsArgs.secret_arns: missing {', '.join(missing)}; pass "
                                    "StackSecrets.arns")
@@ -360,19 +433,40 @@ class SecretRotations(pulumi.ComponentResource):
             opts=child,
         )
 
+        arns: dict[str, pulumi.Input[str]] = {**args.secret_arns, MASTER.env_var: args.master_secret_arn}
         targets = {
             "POSTGRES_PASSWORD": args.db_instance_identifier,
+            MASTER.env_var: args.db_instance_identifier,
             "VALKEY_PASSWORD": args.replication_group_id,
             "TIMESCALE_PASSWORD": args.timescale_instance_id,
         }
         config = pulumi.Output.all(
-            arns=pulumi.Output.all(**{k: args.secret_arns[k] for k in args.secret_arns}),
+            arns=pulumi.Output.all(**arns),
             targets=pulumi.Output.all(**targets),
             timescale_doc=timescale_doc.name,
             reload_doc=reload_doc.name,
         ).apply(lambda v: json.dumps(_lambda_config(
             name, arns=v["arns"], targets=v["targets"], timescale_doc=v["timescale_doc"], reload_doc=v["reload_doc"],
-            app_role=args.app_role), sort_keys=True))
+            app_role=args.app_role, database_name=args.database_name), sort_keys=True))
+
+        # Failed asynchronous invocations (the daily audit; EventBridge invokes asynchronously) land
+        # here instead of vanishing, and an alarm says so.
+        failures = aws.sqs.Queue(
+            f"{name}-failures",
+            name=f"{name}-failures",
+            kms_master_key_id=args.key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=14 * 86400,
+            tags=dict(args.extra_tags),
+            opts=child,
+        )
+        vpc_access = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-access",
+            role=role.name,
+            # Create/describe/delete the function's network interfaces in the app subnets.
+            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+            opts=child,
+        )
 
         code = LAMBDA_SOURCE.read_text(encoding="utf-8")
         function = aws.lambda_.Function(
@@ -385,19 +479,22 @@ class SecretRotations(pulumi.ComponentResource):
             role=role.arn,
             timeout=args.lambda_timeout_seconds,
             memory_size=256,
+            reserved_concurrent_executions=args.reserved_concurrency,
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=args.subnet_ids,
+                                                         security_group_ids=args.security_group_ids),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={"SARK_ROTATION_CONFIG": config}),
             kms_key_arn=args.key_arn,
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
             tags=dict(args.extra_tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access]),
         )
         policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
             policy=pulumi.Output.all(
                 account=account,
-                arns=pulumi.Output.all(**{k: args.secret_arns[k] for k in args.secret_arns}),
+                arns=pulumi.Output.all(**arns),
                 key=args.key_arn,
                 log_group=log_group.arn,
                 db=args.db_instance_arn,
@@ -405,11 +502,33 @@ class SecretRotations(pulumi.ComponentResource):
                 instance=args.timescale_instance_id,
                 docs=pulumi.Output.all(timescale_doc.arn, reload_doc.arn),
                 function_name=function.name,
+                queue=failures.arn,
             ).apply(lambda v: json.dumps(_lambda_policy(args.region, args.app_role, v))),
             opts=child,
         )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=function.name,
+            maximum_retry_attempts=2,
+            maximum_event_age_in_seconds=6 * 3600,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                    destination=failures.arn)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
 
-        self.rotated = tuple(spec.env_var for spec in GENERATED)
+        # The app's least-privilege role and its first login, created as the master user once the
+        # database and the first secret values exist (the Lambda is the one thing in the VPC with
+        # the master credential). Re-run when the grants change.
+        bootstrap = aws.lambda_.Invocation(
+            f"{name}-app-role",
+            function_name=function.name,
+            input=json.dumps({"action": "bootstrap"}),
+            triggers={"grants": APP_ROLE_VERSION, "instance": args.db_instance_identifier},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, *args.bootstrap_after]),
+        )
+
+        self.rotated = tuple(ROTATED_KINDS)
         for env_var in self.rotated:
             slug = _slug(env_var)
             permission = aws.lambda_.Permission(
@@ -417,19 +536,25 @@ class SecretRotations(pulumi.ComponentResource):
                 action="lambda:InvokeFunction",
                 function=function.name,
                 principal="secretsmanager.amazonaws.com",
-                source_arn=args.secret_arns[env_var],
+                source_arn=arns[env_var],
                 opts=child,
             )
+            # Configuring rotation runs the Lambda's testSecret at once: it must find what it tests.
+            ready: list[pulumi.Resource] = [permission, policy]
+            if env_var == "POSTGRES_PASSWORD":
+                ready.append(bootstrap)
+            elif env_var == "TIMESCALE_PASSWORD":
+                ready.extend(args.timescale_ready)
             aws.secretsmanager.SecretRotation(
                 f"{name}-{slug}",
-                secret_id=args.secret_arns[env_var],
+                secret_id=arns[env_var],
                 rotation_lambda_arn=function.arn,
                 rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
                     automatically_after_days=args.rotation_days[env_var]),
                 # The first value was generated moments ago; rotating at once would only change
                 # the passwords while the data stores are still being created.
                 rotate_immediately=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, policy]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
             )
 
         schedule = aws.cloudwatch.EventRule(
@@ -475,9 +600,32 @@ class SecretRotations(pulumi.ComponentResource):
             opts=child,
         )
 
+        failure_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-failed-invocations",
+            name=f"{name}-failed-invocations",
+            alarm_description=f"An asynchronous invocation of {name} (the daily secret audit) failed after its "
+                              f"retries; the event is in the SQS queue {name}-failures (docs/data-tier.md).",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": failures.name},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=list(args.alarm_actions),
+            ok_actions=list(args.alarm_actions),
+            tags=dict(args.extra_tags),
+            opts=child,
+        )
+
         self.function_arn = function.arn
         self.alarm_name = alarm.name
-        self.register_outputs({"functionArn": self.function_arn, "alarmName": self.alarm_name})
+        self.alarm_names = pulumi.Output.all(alarm.name, failure_alarm.name)  # type: ignore[assignment]
+        self.failure_queue_arn = failures.arn
+        self.register_outputs({"functionArn": self.function_arn, "alarmName": self.alarm_name,
+                               "alarmNames": self.alarm_names, "failureQueueArn": self.failure_queue_arn})
 
 
 def _timescale_document() -> dict[str, object]:
@@ -512,13 +660,20 @@ def _reload_document(command: str) -> dict[str, object]:
 
 
 def _lambda_config(stack: str, *, arns: Mapping[str, str], targets: Mapping[str, str], timescale_doc: str,
-                   reload_doc: str, app_role: str) -> dict[str, object]:
+                   reload_doc: str, app_role: str, database_name: str = "sark") -> dict[str, object]:
     secrets: dict[str, dict[str, object]] = {}
     for env_var, spec in ROTATED_KINDS.items():
         entry: dict[str, object] = {"name": env_var, "kind": spec.kind, "length": spec.length,
                                     "special": spec.special}
+        if spec.username is not None:
+            entry["username"] = spec.username
         if env_var in targets:
             entry["target"] = targets[env_var]
+        # SECRET_KEY: every host restarts at once, so they disagree on the key for one restart at most;
+        # passwords: host by host (alternating users keep the previous login valid meanwhile).
+        entry["restart"] = "all-at-once" if spec.rotation_class == "signing-key" else "rolling"
+        if spec.kind == "rds-app":
+            entry["master"] = arns[MASTER.env_var]
         secrets[arns[env_var]] = entry
     return {
         "stack": stack,
@@ -527,6 +682,9 @@ def _lambda_config(stack: str, *, arns: Mapping[str, str], targets: Mapping[str,
         "audit": [arns[k] for k in sorted(arns)],
         "timescale": {"document": timescale_doc},
         "reload": {"document": reload_doc, "tag_key": "sark:role", "tag_value": app_role},
+        "database": {"name": database_name, "owner": MASTER_USER, "group": APP_DB_GROUP,
+                     "app_secret": arns["POSTGRES_PASSWORD"], "master_secret": arns[MASTER.env_var],
+                     "instance": targets["POSTGRES_PASSWORD"]},
     }
 
 
@@ -568,6 +726,10 @@ def _lambda_policy(region: str, app_role: str, v: Mapping[str, object]) -> dict[
          "Resource": [v["log_group"], f"{v['log_group']}:*"]},
         {"Sid": "Tracing", "Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
          "Resource": "*"},
+        {"Sid": "FailedInvocationsToQueue", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": v["queue"]},
+        {"Sid": "StackKeyThroughSqs", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": v["key"],
+         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
     ]
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import yaml
 
 from components._iam import assume_role_policy, ssm_agent_policy
@@ -54,6 +55,12 @@ from components._names import BACKUP_NAME_LIMIT, bounded_name
 TEMPLATES = Path(__file__).parent / "templates" / "timescale"
 PASSWORD_TOOL = "/usr/local/sbin/sark-timescale-password"  # noqa: S105 (a path, not a password)
 SETUP_TOOL = "/usr/local/sbin/sark-timescale-setup"
+TLS_TOOL = "/usr/local/sbin/sark-timescale-tls"
+WAIT_SCRIPT = "scripts/release/wait_for_parameter.py"
+NOT_PUBLISHED = "not published yet"
+"""First value of the CA and ready parameters, until the host overwrites them."""
+CLIENT_CA_PATH = "/etc/sark/tls/timescale-ca.pem"
+"""Where the app hosts keep the CA (sark-render-env writes it from the CA parameter)."""
 SETTINGS_FILE = "/etc/sark/timescale.env"
 HBA_FILE = "/etc/sark/pg_hba.conf"
 CONF_FILE = "/etc/sark/postgresql-sark.conf"
@@ -139,6 +146,21 @@ class TimescaleHostArgs:
     backup_schedule: str = "cron(0 3 * * ? *)"
     """When the daily snapshot starts (AWS Backup cron, UTC)."""
 
+    max_connections: int = 720
+    """``max_connections`` of the server (the connection budget of stack_config covers the app's worst case)."""
+
+    parameter_path: str | None = None
+    """The stack's SSM path (``/<prefix>/<stack>``). With it the host publishes its CA certificate to
+    ``<path>/tls/timescale-ca.pem`` and its readiness to ``<path>/timescale/ready``, the app gets
+    ``TIMESCALE_SSLMODE=verify-full`` and ``TIMESCALE_SSLROOTCERT`` under ``<path>/env/``, and
+    :attr:`TimescaleHost.ready` waits for the bootstrap. None: none of that."""
+
+    python: str = "python3"
+    """Interpreter for the readiness wait on the machine running ``pulumi up``."""
+
+    ready_timeout_seconds: int = 3600
+    """How long ``pulumi up`` waits for the host's bootstrap."""
+
     cloudwatch_agent_parameter: str | None = None
     """SSM parameter with the CloudWatch agent configuration for this host
     (``Monitoring.agent_config_parameter_names["timescale"]``); None: no agent is installed."""
@@ -173,6 +195,16 @@ class TimescaleHost(pulumi.ComponentResource):
 
     user_data: pulumi.Output[str]
     """The cloud-init document (no secrets)."""
+
+    ready: pulumi.Resource | None
+    """Completes when the host's bootstrap has finished (None without ``parameter_path``): what the
+    password rotation's first test must wait for."""
+
+    ready_parameter: pulumi.Output[str] | None
+    """SSM parameter the host sets to its instance id when its bootstrap is done."""
+
+    ca_parameter: pulumi.Output[str] | None
+    """SSM parameter holding the server's CA certificate (PEM)."""
 
     def __init__(self, name: str, args: TimescaleHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sark:timescale:TimescaleHost", name, None, opts)
@@ -227,15 +259,19 @@ class TimescaleHost(pulumi.ComponentResource):
             opts=child,
         )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+        published = self._published(name, args, role, tags)
 
         self.user_data = pulumi.Output.all(
             volume_id=data_volume.id,
             cidrs=args.app_subnet_cidrs,
+            ca=published[0] if published else "",
+            ready=published[1] if published else "",
         ).apply(lambda v: render_user_data(
             secret_name=args.password_secret_name, volume_id=v["volume_id"], app_subnet_cidrs=v["cidrs"],
             postgres_major=args.postgres_major, timescaledb_version=args.timescaledb_version,
             database_name=args.database_name, database_user=args.database_user,
-            cloudwatch_agent_parameter=args.cloudwatch_agent_parameter))
+            cloudwatch_agent_parameter=args.cloudwatch_agent_parameter, max_connections=args.max_connections,
+            ca_parameter=v["ca"] or None, ready_parameter=v["ready"] or None))
 
         instance = aws.ec2.Instance(
             f"{name}-instance",
@@ -275,6 +311,21 @@ class TimescaleHost(pulumi.ComponentResource):
 
         self._backups(name, args, data_volume, tags)
 
+        self.ready = None
+        self.ready_parameter = self.ca_parameter = None
+        if published is not None:
+            self.ca_parameter, self.ready_parameter = published
+            # Runs where `pulumi up` runs; again whenever the instance is replaced.
+            self.ready = command.local.Command(
+                f"{name}-ready",
+                create=f"{args.python} {WAIT_SCRIPT}",
+                environment={"AWS_REGION": args.region, "SARK_PARAMETER": self.ready_parameter,
+                             "SARK_EXPECTED": instance.id, "SARK_TIMEOUT": str(args.ready_timeout_seconds),
+                             "SARK_WHAT": "the TimescaleDB host's bootstrap"},
+                triggers=[instance.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[instance]),
+            )
+
         alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-recover",
             name=f"{name}-recover",
@@ -304,6 +355,47 @@ class TimescaleHost(pulumi.ComponentResource):
             "instanceId": self.instance_id, "privateIp": self.private_ip, "dataVolumeId": self.data_volume_id,
             "dataVolumeArn": self.data_volume_arn, "port": self.port, "recoveryAlarmName": self.recovery_alarm_name,
         })
+
+    def _published(self, name: str, args: TimescaleHostArgs, role: aws.iam.Role,
+                   tags: dict[str, str]) -> tuple[pulumi.Output[str], pulumi.Output[str]] | None:
+        """The parameters the host writes (CA, ready), the app's TLS settings, and the host's right to write."""
+        if args.parameter_path is None:
+            return None
+        path = args.parameter_path.rstrip("/")
+        made: list[aws.ssm.Parameter] = []
+        for label, parameter, description in (
+                ("ca", f"{path}/tls/timescale-ca.pem", "CA certificate of the TimescaleDB server (written by host)"),
+                ("ready", f"{path}/timescale/ready", "Instance id of the TimescaleDB host once its bootstrap is done")):
+            made.append(aws.ssm.Parameter(
+                f"{name}-{label}-parameter",
+                name=parameter,
+                type="String",
+                insecure_value=NOT_PUBLISHED,
+                description=description,
+                tags=tags,
+                # The host writes the value; the program only owns the parameter.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["insecureValue", "value"]),
+            ))
+        for key, value in (("TIMESCALE_SSLMODE", "verify-full"), ("TIMESCALE_SSLROOTCERT", CLIENT_CA_PATH)):
+            aws.ssm.Parameter(
+                f"{name}-env-{key.lower().replace('_', '-')}",
+                name=f"{path}/env/{key}",
+                type="String",
+                insecure_value=value,
+                description="TimescaleDB TLS for SARK and its migrations: verify the server against the stack's CA",
+                tags={**tags, "sark:role": "app"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        aws.iam.RolePolicy(
+            f"{name}-publish",
+            role=role.id,
+            policy=pulumi.Output.all(made[0].arn, made[1].arn).apply(lambda arns: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "PublishCaAndReadiness", "Effect": "Allow", "Action": "ssm:PutParameter",
+                               "Resource": sorted(arns)}]})),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return made[0].name, made[1].name
 
     def _backups(self, name: str, args: TimescaleHostArgs, volume: aws.ebs.Volume, tags: dict[str, str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -379,6 +471,8 @@ def _validate(args: TimescaleHostArgs) -> None:
     if parsed is None or (int(parsed.group(1)), int(parsed.group(2))) < (2, 11):
         problems.append(f"timescaledb_version: {args.timescaledb_version!r} is not allowed; expected major.minor "
                         "2.11 or newer, e.g. '2.14'")
+    if not 50 <= args.max_connections <= 5000:
+        problems.append(f"max_connections: {args.max_connections} is not allowed; expected 50 to 5000")
     if args.postgres_major < 14:
         problems.append(f"postgres_major: {args.postgres_major} is not allowed; expected 14 or newer")
     if args.snapshot_retention_days < 1:
@@ -406,16 +500,18 @@ def host_policy(region: str, secret_arn: str, key_arn: str) -> dict[str, Any]:
 
 def pg_hba(app_subnet_cidrs: Sequence[str], *, database: str, user: str) -> str:
     """pg_hba.conf: local admin by peer, the app subnets over TLS with scram-sha-256, nothing else."""
+    # The owner and its clone: the two logins the TIMESCALE_PASSWORD secret alternates between.
+    users = f"{user},{user}_clone"
     lines = [
         "# Generated by the SARK stack (components/timescale.py). First match wins.",
         "# TYPE    DATABASE   USER      ADDRESS          METHOD",
         "local     all        postgres                   peer",
         # Lets the host check a new password during rotation without opening TCP to itself.
-        f"local     {database}  {user}                      scram-sha-256",
+        f"local     {database}  {users}                      scram-sha-256",
     ]
     for cidr in app_subnet_cidrs:
         network = ipaddress.ip_network(cidr, strict=True)
-        lines.append(f"hostssl   {database}  {user}      {network}    scram-sha-256")
+        lines.append(f"hostssl   {database}  {users}      {network}    scram-sha-256")
     lines += [
         "hostnossl all        all       0.0.0.0/0        reject",
         "hostnossl all        all       ::/0             reject",
@@ -444,7 +540,8 @@ _LiteralDumper.add_representer(str, _str)
 
 def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequence[str], postgres_major: int,
                      timescaledb_version: str, database_name: str, database_user: str,
-                     cloudwatch_agent_parameter: str | None = None) -> str:
+                     cloudwatch_agent_parameter: str | None = None, max_connections: int = 720,
+                     ca_parameter: str | None = None, ready_parameter: str | None = None) -> str:
     """The host's ``#cloud-config`` document. Only names, ids and addresses go in; never a secret."""
     settings = {
         "SARK_SECRET_ID": secret_name,
@@ -456,6 +553,9 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
         "SARK_DB_USER": database_user,
         "SARK_PORT": PORT,
         "SARK_POSTGRES_UID": POSTGRES_UID,
+        "SARK_MAX_CONNECTIONS": int(max_connections),
+        "SARK_CA_PARAMETER": ca_parameter or "",
+        "SARK_READY_PARAMETER": ready_parameter or "",
         "SARK_CLOUDWATCH_AGENT_PARAMETER": cloudwatch_agent_parameter or "",
     }
     document = {
@@ -470,9 +570,12 @@ def render_user_data(*, secret_name: str, volume_id: str, app_subnet_cidrs: Sequ
             {"path": HBA_FILE, "owner": "root:root", "permissions": "0644",
              "content": pg_hba(app_subnet_cidrs, database=database_name, user=database_user)},
             {"path": CONF_FILE, "owner": "root:root", "permissions": "0644",
-             "content": (TEMPLATES / "postgresql-sark.conf").read_text(encoding="utf-8")},
+             "content": (TEMPLATES / "postgresql-sark.conf").read_text(encoding="utf-8")
+             .replace("@MAX_CONNECTIONS@", str(int(max_connections)))},
             {"path": PASSWORD_TOOL, "owner": "root:root", "permissions": "0750",
              "content": (TEMPLATES / "sark_timescale_password.py").read_text(encoding="utf-8")},
+            {"path": TLS_TOOL, "owner": "root:root", "permissions": "0750",
+             "content": (TEMPLATES / "sark-timescale-tls.sh").read_text(encoding="utf-8")},
             {"path": SETUP_TOOL, "owner": "root:root", "permissions": "0750",
              "content": (TEMPLATES / "sark-timescale-setup.sh").read_text(encoding="utf-8")},
         ],

@@ -659,8 +659,16 @@ def check_alarms_configured(ctx: Context) -> Outcome:
 
 
 def check_alarms_quiet(ctx: Context) -> Outcome:
-    """No alarm the stack defines is in ALARM."""
+    """No alarm the stack defines is in ALARM; an alarm that does not exist is no evidence of quiet."""
     names, found = _alarms(ctx)
+    if not names:
+        return failed("alarmNames is empty: there is no alarm whose state could be checked",
+                      f"check that --outputs belongs to the SARK stack, then {_up(ctx)}")
+    missing = [n for n in names if n not in found]
+    if len(missing) == len(names):
+        return failed(f"0 of {len(names)} alarms exist, so none could be seen in ALARM or not",
+                      f"check that --outputs belongs to this account and region, then {_up(ctx)} to recreate the "
+                      "alarms and rerun verify")
     firing = [found[n] for n in names if n in found and found[n].get("StateValue") == "ALARM"]
     if firing:
         return failed("in ALARM: " + "; ".join(f"{a['AlarmName']} ({a.get('StateReason', 'no reason')})"
@@ -669,8 +677,9 @@ def check_alarms_quiet(ctx: Context) -> Outcome:
                       "release back with `pulumi up -c newVersionTrafficPercent=0`")
     waiting = [n for n in names if n in found and found[n].get("StateValue") == "INSUFFICIENT_DATA"]
     note = f" ({len(waiting)} with insufficient data yet)" if waiting else ""
-    checked = sum(1 for n in names if n in found)
-    return passed(f"none of {checked} alarms in ALARM{note}")
+    checked = len(names) - len(missing)
+    absent = f"; {len(missing)} of {len(names)} missing (see alarms-configured)" if missing else ""
+    return passed(f"none of {checked} alarms in ALARM{note}{absent}")
 
 
 def check_alert_topic(ctx: Context) -> Outcome:
@@ -852,10 +861,13 @@ def _scheduled_rotation_problem(ctx: Context, name: str, described: Mapping[str,
 
 def check_secrets_rotation(ctx: Context) -> Outcome:
     """Every secret is on its rotation schedule (SECRET_KEY 180 days, passwords 90, API tokens 90)."""
-    secrets = [(name, described) for name, _arn, described in _secrets(ctx) if described is not None]
+    every = _secrets(ctx)
+    secrets = [(name, described) for name, _arn, described in every if described is not None]
     if not secrets:
-        return skipped("no secret of secretArns exists (see secrets-encryption)")
-    problems: list[str] = []
+        return skipped(f"none of the {len(every)} secrets of secretArns exists, so no schedule can be checked "
+                       "(see secrets-encryption)")
+    # A secret that is not there has no schedule: that is a finding, never a silent pass over the rest.
+    problems: list[str] = [f"{name} does not exist" for name, _arn, described in every if described is None]
     good: list[str] = []
     for name, described in secrets:
         problem, evidence = _rotation_problem(ctx, name, described)

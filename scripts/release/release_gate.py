@@ -4,15 +4,28 @@
 Run by ``pulumi up`` (a ``pulumi_command.local.Command`` of components/release.py) on the
 machine running Pulumi, with the AWS CLI and the operator's credentials, once per release:
 
-1. a pre-migration RDS snapshot named after the release (reused if it already exists, so a
+0. every secret the release needs has a current value (``describe-secret``: metadata only,
+   never a value); a missing one fails at once, naming the secret and the command that sets it
+   (the SIEM token is put in by an operator: docs/data-tier.md);
+1. the data stores are up: the RDS instance and the cache replication group ``available``, and
+   the TimescaleDB host has finished its bootstrap (its ready parameter names the instance);
+2. a pre-migration RDS snapshot named after the release (reused if it already exists, so a
    retried ``pulumi up`` does not fail), and an EBS snapshot of the TimescaleDB data volume;
-2. ``alembic upgrade head`` and the TimescaleDB SQL migrations on one host of the new
+3. ``alembic upgrade head`` and the TimescaleDB SQL migrations on one host of the new
    release, through SSM Run Command (``/usr/local/sbin/sark-migrate``, shipped by
    cloud-init), waiting for the command and failing if it did not succeed;
-3. waiting until the new release's targets answer ``/health`` on the load balancer.
+4. waiting until the new release's targets answer ``/health`` on the load balancer.
 
 Any failure exits non-zero, which fails the ``pulumi up``: the traffic rule that depends on
 this gate is not changed, so the running release keeps all traffic.
+
+**Resuming.** A failed gate is retried by the next ``pulumi up`` (the Command was never
+created). Steps that change something (the snapshots, the migrations) are recorded per release
+in the SSM parameter ``SARK_STATE_PARAMETER`` (``/<prefix>/<stack>/releases/<release>/gate``,
+a JSON document of completed steps and when), and a retried gate skips them: the database is
+not snapshotted again after its migration, and migrations are not re-run. The checks (secrets,
+data stores, health) always run again. ``make rollback`` clears the record when it restores
+the pre-migration snapshot, so a re-deployed tag migrates again.
 
 Settings come from the environment (the Command passes them); a missing one is an error
 naming it.
@@ -64,6 +77,13 @@ class Settings:
     target_group_arn: str
     min_healthy: int
     timescale_volume: str | None = None
+    state_parameter: str | None = None
+    """SSM parameter recording the completed steps of this release (None: no record, every step runs)."""
+    secret_ids: tuple[tuple[str, str], ...] = ()
+    """(environment variable, secret ARN or name) of every secret the release needs."""
+    cache_group: str | None = None
+    timescale_ready_parameter: str | None = None
+    timescale_instance: str | None = None
     migrate_command: str = "/usr/local/sbin/sark-migrate"
     host_timeout: float = 1800
     migration_timeout: float = 3600
@@ -94,9 +114,26 @@ class Settings:
                 raise GateError(f"{var}={raw!r} is not a number") from None
             if numbers[field_name] < 0:
                 raise GateError(f"{var}={raw!r} must not be negative")
+        raw_secrets = env.get("SARK_SECRET_ARNS", "") or "{}"
+        try:
+            secret_map = json.loads(raw_secrets)
+        except ValueError:
+            secret_map = None
+        if not isinstance(secret_map, dict) or not all(isinstance(v, str) and v for v in secret_map.values()):
+            raise GateError(f"SARK_SECRET_ARNS={raw_secrets[:80]!r} is not a JSON object of name -> secret ARN")
+        ready_parameter = env.get("SARK_TIMESCALE_READY_PARAMETER") or None
+        instance = env.get("SARK_TIMESCALE_INSTANCE") or None
+        if (ready_parameter is None) != (instance is None):
+            raise GateError("SARK_TIMESCALE_READY_PARAMETER and SARK_TIMESCALE_INSTANCE go together; set both or "
+                            "neither")
         return cls(**{k: env[v] for k, v in required.items()},
                    min_healthy=max(1, int(numbers.pop("min_healthy"))),
                    timescale_volume=env.get("SARK_TIMESCALE_VOLUME") or None,
+                   state_parameter=env.get("SARK_STATE_PARAMETER") or None,
+                   secret_ids=tuple(sorted(secret_map.items())),
+                   cache_group=env.get("SARK_CACHE_GROUP") or None,
+                   timescale_ready_parameter=ready_parameter,
+                   timescale_instance=instance,
                    migrate_command=env.get("SARK_MIGRATE_COMMAND") or "/usr/local/sbin/sark-migrate",
                    **numbers)
 
@@ -128,6 +165,90 @@ class Gate:
         if result.code != 0:
             raise GateError(f"aws {' '.join(args[:2])} failed: {result.stderr.strip() or result.code}")
         return result.json()
+
+    # -- the record of completed steps ---------------------------------------------------
+
+    def completed(self) -> dict[str, str]:
+        """Steps already done for this release (step -> when), from the state parameter."""
+        if self.s.state_parameter is None:
+            return {}
+        found = self.run(["ssm", "get-parameter", "--name", self.s.state_parameter])
+        if found.code != 0:
+            if "ParameterNotFound" in found.stderr:
+                return {}
+            raise GateError(f"aws ssm get-parameter failed: {found.stderr.strip() or found.code}")
+        try:
+            record = json.loads(found.json()["Parameter"]["Value"])
+        except (KeyError, ValueError, TypeError):
+            raise GateError(f"{self.s.state_parameter} does not hold a gate record; delete it "
+                            f"(`aws ssm delete-parameter --name {self.s.state_parameter}`) to run every step "
+                            "again") from None
+        if record.get("release") != self.s.release:
+            raise GateError(f"{self.s.state_parameter} records release {record.get('release')!r}, not "
+                            f"{self.s.release!r}; delete it to run every step again")
+        return dict(record.get("steps") or {})
+
+    def record(self, done: dict[str, str], step: str) -> None:
+        """Add ``step`` to the record (written after the step succeeded, so a crash repeats it at worst)."""
+        done[step] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.s.state_parameter is None:
+            return
+        document = json.dumps({"release": self.s.release, "steps": done}, sort_keys=True)
+        self._call(["ssm", "put-parameter", "--name", self.s.state_parameter, "--type", "String",
+                    "--overwrite", "--value", document,
+                    "--description", f"SARK release gate: completed steps of {self.s.release}"[:1024]])
+
+    # -- 0. secrets ---------------------------------------------------------------------
+
+    def check_secrets(self) -> None:
+        """Every secret has a current value; fail fast, naming each missing one and how to set it."""
+        missing: list[str] = []
+        for name, secret in self.s.secret_ids:
+            described = self._call(["secretsmanager", "describe-secret", "--secret-id", secret])
+            stages = [stage for stages in (described.get("VersionIdsToStages") or {}).values() for stage in stages]
+            if described.get("DeletedDate"):
+                missing.append(f"{name} ({described.get('Name', secret)}) is scheduled for deletion: "
+                               f"`aws secretsmanager restore-secret --secret-id {described.get('Name', secret)}`")
+            elif "AWSCURRENT" not in stages:
+                missing.append(f"{name} ({described.get('Name', secret)}) has no value: `aws secretsmanager "
+                               f"put-secret-value --secret-id {described.get('Name', secret)} --secret-string "
+                               "file://<file>` (docs/data-tier.md, \"Put in the SIEM token\")")
+        if missing:
+            raise GateError("secrets without a current value:\n  " + "\n  ".join(missing))
+        if self.s.secret_ids:
+            self.log(f"{len(self.s.secret_ids)} secrets have a current value")
+
+    # -- 1. data stores -----------------------------------------------------------------
+
+    def wait_data_stores(self) -> None:
+        """Wait until RDS, the cache and the TimescaleDB host are ready (a first deployment creates them)."""
+        s = self.s
+        deadline = self.clock() + s.host_timeout
+        while True:
+            waiting: list[str] = []
+            instance = (self._call(["rds", "describe-db-instances", "--db-instance-identifier", s.db_instance])
+                        .get("DBInstances") or [{}])[0]
+            if instance.get("DBInstanceStatus") not in ("available", "backing-up"):
+                waiting.append(f"RDS {s.db_instance} is {instance.get('DBInstanceStatus', 'unknown')}")
+            if s.cache_group is not None:
+                group = (self._call(["elasticache", "describe-replication-groups", "--replication-group-id",
+                                     s.cache_group]).get("ReplicationGroups") or [{}])[0]
+                if group.get("Status") != "available":
+                    waiting.append(f"cache {s.cache_group} is {group.get('Status', 'unknown')}")
+            if s.timescale_ready_parameter is not None:
+                found = self.run(["ssm", "get-parameter", "--name", s.timescale_ready_parameter])
+                value = found.json().get("Parameter", {}).get("Value") if found.code == 0 else None
+                if found.code != 0 and "ParameterNotFound" not in found.stderr:
+                    raise GateError(f"aws ssm get-parameter failed: {found.stderr.strip() or found.code}")
+                if value != s.timescale_instance:
+                    waiting.append(f"TimescaleDB host {s.timescale_instance} has not finished its bootstrap "
+                                   f"({s.timescale_ready_parameter} is {value!r})")
+            if not waiting:
+                self.log("data stores ready")
+                return
+            if self.clock() >= deadline:
+                raise GateError(f"data stores not ready after {s.host_timeout:.0f} s: {'; '.join(waiting)}")
+            self.sleep(s.poll_seconds)
 
     # -- 1. snapshots -------------------------------------------------------------------
 
@@ -254,10 +375,19 @@ class Gate:
             self.sleep(s.poll_seconds)
 
     def run_all(self) -> None:
-        """Snapshots, migrations, health, in that order."""
-        self.snapshot_database()
-        self.snapshot_timescale()
-        self.migrate(self.pick_host())
+        """Secrets, data stores, snapshots, migrations, health, in that order; recorded steps are skipped."""
+        self.check_secrets()
+        done = self.completed()
+        if done:
+            self.log("resuming: already done " + ", ".join(f"{step} ({when})" for step, when in done.items()))
+        self.wait_data_stores()
+        for step, action in (("snapshot-database", self.snapshot_database),
+                             ("snapshot-timescale", self.snapshot_timescale),
+                             ("migrate", lambda: self.migrate(self.pick_host()))):
+            if step in done:
+                continue
+            action()
+            self.record(done, step)
         self.wait_healthy()
         self.log("gate passed; the release may take traffic")
 

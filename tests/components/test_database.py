@@ -116,7 +116,7 @@ def test_parameter_group_forces_tls_and_sizes_connections(rec: Recording) -> Non
     assert params["rds.force_ssl"] == ("1", "immediate")
     assert params["ssl_min_protocol_version"] == ("TLSv1.2", "immediate")
     assert params["password_encryption"] == ("scram-sha-256", "immediate")
-    assert params["max_connections"] == ("400", "pending-reboot")  # static parameter
+    assert params["max_connections"] == ("720", "pending-reboot")  # static parameter; the connection budget's default
     assert params["log_min_duration_statement"] == ("1000", "immediate")
 
 

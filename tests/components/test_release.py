@@ -93,6 +93,25 @@ def test_gate_per_release_runs_the_script_with_its_settings(rec: Recording) -> N
     }
 
 
+def test_gate_gets_its_record_secrets_cache_and_timescale_readiness(record: Record) -> None:
+    rec = record(program(state_parameter_path="/sark/production/releases",
+                         secret_arns={"SECRET_KEY": "arn:aws:secretsmanager:us-east-1:1:secret:sk",
+                                      "SPLUNK_HEC_TOKEN": "arn:aws:secretsmanager:us-east-1:1:secret:hec"},
+                         cache_replication_group_id="sark-production-cache",
+                         timescale_ready_parameter="/sark/production/timescale/ready",
+                         timescale_instance_id="i-0timescale"))
+    gate = {c.name: c for c in rec.by_type("command:local:Command")}["release-v0-2-0-gate"].inputs["environment"]
+    assert gate["SARK_STATE_PARAMETER"] == "/sark/production/releases/v0-2-0/gate"
+    assert json.loads(gate["SARK_SECRET_ARNS"]) == {"SECRET_KEY": "arn:aws:secretsmanager:us-east-1:1:secret:sk",
+                                                    "SPLUNK_HEC_TOKEN": "arn:aws:secretsmanager:us-east-1:1:secret:hec"}
+    assert gate["SARK_CACHE_GROUP"] == "sark-production-cache"
+    assert (gate["SARK_TIMESCALE_READY_PARAMETER"], gate["SARK_TIMESCALE_INSTANCE"]) == (
+        "/sark/production/timescale/ready", "i-0timescale")
+    # The script accepts exactly what the component passes.
+    settings = gate_module.Settings.from_env(ENV | gate)
+    assert [name for name, _ in settings.secret_ids] == ["SECRET_KEY", "SPLUNK_HEC_TOKEN"]
+
+
 def test_gates_depend_on_the_data_tier_and_traffic_on_the_gates(rec: Recording) -> None:
     database = rec.one("aws:rds/instance:Instance")
     gates = rec.by_type("command:local:Command")
@@ -171,6 +190,11 @@ class FakeAws:
 
 def happy_answers(**changes: Any) -> dict[str, Any]:
     answers: dict[str, Any] = {
+        "rds describe-db-instances": {"DBInstances": [{"DBInstanceStatus": "available"}]},
+        "elasticache describe-replication-groups": [{"ReplicationGroups": [{"Status": "creating"}]},
+                                                    {"ReplicationGroups": [{"Status": "available"}]}],
+        "secretsmanager describe-secret": {"Name": "sark-production/SECRET_KEY",
+                                           "VersionIdsToStages": {"v1": ["AWSCURRENT"]}},
         "rds describe-db-snapshots": [(254, "An error occurred (DBSnapshotNotFound)"),
                                       {"DBSnapshots": [{"Status": "creating"}]},
                                       {"DBSnapshots": [{"Status": "available"}]}],
@@ -333,3 +357,137 @@ def test_script_exits_non_zero_on_a_failed_migration(tmp_path: Path) -> None:
                             check=False, timeout=60)
     assert result.returncode == 1
     assert "release gate failed: migrations TimedOut on i-0a (SSM command cmd-1)" in result.stderr
+
+
+# --- item 3 (gate part): secrets first, and the cache too --------------------------------------------
+
+def test_a_secret_without_a_value_fails_fast_naming_it_and_the_command() -> None:
+    fake = FakeAws(happy_answers(**{"secretsmanager describe-secret": [
+        {"Name": "sark-production/SECRET_KEY", "VersionIdsToStages": {"v1": ["AWSCURRENT"]}},
+        {"Name": "sark-production/SPLUNK_HEC_TOKEN", "VersionIdsToStages": {}}]}))
+    env = ENV | {"SARK_SECRET_ARNS": json.dumps({"SECRET_KEY": "arn:sk", "SPLUNK_HEC_TOKEN": "arn:hec"})}
+    code, log = run_gate(fake, env)
+    assert code == 1
+    assert log[-1] == (
+        "FAILED: secrets without a current value:\n"
+        "  SPLUNK_HEC_TOKEN (sark-production/SPLUNK_HEC_TOKEN) has no value: `aws secretsmanager put-secret-value "
+        "--secret-id sark-production/SPLUNK_HEC_TOKEN --secret-string file://<file>` (docs/data-tier.md, "
+        "\"Put in the SIEM token\")")
+    # Nothing else was touched: no snapshot, no migration, no wait.
+    assert {c[0] for c in fake.calls} == {"secretsmanager"}
+
+
+def test_gate_waits_for_the_cache_and_the_timescale_bootstrap_before_snapshotting() -> None:
+    fake = FakeAws(happy_answers(**{"ssm get-parameter": [
+        (254, "An error occurred (ParameterNotFound)"),
+        {"Parameter": {"Value": "i-0timescale"}}]}))
+    env = ENV | {"SARK_CACHE_GROUP": "sark-cache", "SARK_TIMESCALE_READY_PARAMETER": "/sark/production/ts/ready",
+                 "SARK_TIMESCALE_INSTANCE": "i-0timescale"}
+    code, log = run_gate(fake, env)
+    assert code == 0, log
+    operations = [" ".join(c[:2]) for c in fake.calls]
+    assert operations.count("elasticache describe-replication-groups") == 2  # creating, then available
+    last_wait = max(i for i, op in enumerate(operations) if op in ("elasticache describe-replication-groups",
+                                                                      "ssm get-parameter"))
+    assert last_wait < operations.index("rds create-db-snapshot")
+
+
+def test_cache_that_never_comes_up_fails_the_gate_naming_it() -> None:
+    now = [0.0]
+    fake = FakeAws(happy_answers(**{"elasticache describe-replication-groups": {
+        "ReplicationGroups": [{"Status": "modifying"}]}}))
+    settings = gate_module.Settings.from_env(ENV | {"SARK_CACHE_GROUP": "sark-cache"})
+
+    def sleep(_seconds: float) -> None:
+        now[0] += 15
+
+    gate = gate_module.Gate(settings, fake, sleep=sleep, clock=lambda: now[0], log=lambda _m: None)
+    with pytest.raises(gate_module.GateError) as raised:
+        gate.run_all()
+    assert str(raised.value) == "data stores not ready after 60 s: cache sark-cache is modifying"
+
+
+# --- item 6: a failed gate resumes where it stopped (the record lives in SSM; moto) -----------------
+
+class MotoSsmCli:
+    """``aws ssm get-parameter`` / ``put-parameter`` answered by boto3 against moto, as the CLI would."""
+
+    def __init__(self, ssm: Any, fallback: FakeAws) -> None:
+        self.ssm = ssm
+        self.fallback = fallback
+
+    def __call__(self, args: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        args = list(args)
+        if args[0] != "ssm" or args[1] not in ("get-parameter", "put-parameter"):
+            return self.fallback(args)
+        options = {args[i][2:]: (args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else True)
+                   for i in range(2, len(args)) if args[i].startswith("--")}
+        try:
+            if args[1] == "get-parameter":
+                answer = self.ssm.get_parameter(Name=options["name"])
+                answer["Parameter"].pop("LastModifiedDate", None)
+            else:
+                answer = self.ssm.put_parameter(Name=options["name"], Value=options["value"], Type=options["type"],
+                                                Overwrite=bool(options.get("overwrite")),
+                                                Description=options.get("description", ""))
+        except ClientError as error:
+            return gate_module.Result(254, "", f"An error occurred ({error.response['Error']['Code']})")
+        return gate_module.Result(0, json.dumps(answer), "")
+
+
+def test_a_failed_gate_resumes_after_its_completed_steps() -> None:
+    import boto3
+    from moto import mock_aws
+
+    state = "/sark/production/releases/v0-2-0/gate"
+    env = ENV | {"SARK_TIMESCALE_VOLUME": "vol-0ts", "SARK_STATE_PARAMETER": state}
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        # First pulumi up: snapshots taken, migration fails.
+        first = FakeAws(happy_answers(**{"ssm get-command-invocation": {"Status": "Failed",
+                                                                        "StandardErrorContent": "boom"}}))
+        code, _ = run_gate(MotoSsmCli(ssm, first), env)  # type: ignore[arg-type]
+        assert code == 1
+        record = json.loads(ssm.get_parameter(Name=state)["Parameter"]["Value"])
+        assert record["release"] == "v0.2.0"
+        assert sorted(record["steps"]) == ["snapshot-database", "snapshot-timescale"]
+
+        # Second pulumi up: no snapshot again, the migration runs and succeeds, health fails.
+        now = [0.0]
+        second = FakeAws(happy_answers(**{"elbv2 describe-target-health": {"TargetHealthDescriptions": []}}))
+        settings = gate_module.Settings.from_env(env)
+
+        def sleep(_seconds: float) -> None:
+            now[0] += 15
+
+        gate = gate_module.Gate(settings, MotoSsmCli(ssm, second), sleep=sleep, clock=lambda: now[0],
+                                log=lambda _m: None)
+        with pytest.raises(gate_module.GateError):
+            gate.run_all()
+        operations = [" ".join(c[:2]) for c in second.calls]
+        assert "rds create-db-snapshot" not in operations
+        assert "rds describe-db-snapshots" not in operations
+        assert "ec2 create-snapshot" not in operations
+        assert operations.count("ssm send-command") == 1
+        record = json.loads(ssm.get_parameter(Name=state)["Parameter"]["Value"])
+        assert sorted(record["steps"]) == ["migrate", "snapshot-database", "snapshot-timescale"]
+
+        # Third pulumi up: only the checks and the health wait run; the database is not migrated twice.
+        third = FakeAws(happy_answers())
+        code, log = run_gate(MotoSsmCli(ssm, third), env)  # type: ignore[arg-type]
+        assert code == 0
+        operations = [" ".join(c[:2]) for c in third.calls]
+        assert "ssm send-command" not in operations
+        assert "elbv2 describe-target-health" in operations
+        assert any(line.startswith("resuming: already done migrate") or "migrate (" in line for line in log)
+
+
+def test_a_record_of_another_release_is_refused() -> None:
+    fake = FakeAws(happy_answers(**{"ssm get-parameter": {"Parameter": {"Value": json.dumps(
+        {"release": "v0.1.0", "steps": {"migrate": "2026-01-01T00:00:00Z"}})}}}))
+    code, log = run_gate(fake, ENV | {"SARK_STATE_PARAMETER": "/sark/production/releases/v0-2-0/gate"})
+    assert code == 1
+    assert log[-1] == ("FAILED: /sark/production/releases/v0-2-0/gate records release 'v0.1.0', not 'v0.2.0'; "
+                       "delete it to run every step again")

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -216,9 +217,10 @@ def test_pg_hba_lets_only_the_app_subnets_in_over_tls_with_scram(rec: Recording)
     rows = [line.split() for line in content.splitlines() if line.strip() and not line.startswith("#")]
     accepting = [r for r in rows if r[-1] != "reject"]
     assert ["local", "all", "postgres", "peer"] in accepting
-    assert ["local", "sark_audit", "sark", "scram-sha-256"] in accepting
+    # The owner and its clone: the logins the TIMESCALE_PASSWORD secret alternates between.
+    assert ["local", "sark_audit", "sark,sark_clone", "scram-sha-256"] in accepting
     network = [r for r in accepting if r[0] != "local"]
-    assert network == [["hostssl", "sark_audit", "sark", cidr, "scram-sha-256"] for cidr in APP_CIDRS]
+    assert network == [["hostssl", "sark_audit", "sark,sark_clone", cidr, "scram-sha-256"] for cidr in APP_CIDRS]
     rejecting = [r for r in rows if r[-1] == "reject"]
     assert {(r[0], r[3]) for r in rejecting} == {("hostnossl", "0.0.0.0/0"), ("hostnossl", "::/0"),
                                                  ("host", "0.0.0.0/0"), ("host", "::/0")}
@@ -238,6 +240,10 @@ def test_postgresql_conf_listens_on_the_private_address_with_tls_only(rec: Recor
     assert settings["password_encryption"] == "scram-sha-256"
     assert settings["shared_preload_libraries"] == "timescaledb"
     assert settings["port"] == "5432"
+    # The connection budget's value (stack_config), also handed to timescaledb-tune.
+    assert settings["max_connections"] == "720"
+    env = files(rec)["/etc/sark/timescale.env"]["content"]
+    assert "SARK_MAX_CONNECTIONS=720\n" in env.splitlines(keepends=True)
 
 
 def test_setup_script_is_valid_bash_and_the_tools_are_installed(rec: Recording) -> None:
@@ -381,3 +387,135 @@ def test_tool_refuses_unknown_actions_and_stages(capsys: pytest.CaptureFixture[s
     assert tool.main(["sark-timescale-password", "drop", "AWSCURRENT"]) == 2
     assert tool.main(["sark-timescale-password", "apply", "AWSPREVIOUS"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+# --- item 16: TLS the clients verify; item 17: readiness the stack waits for -------------------------------
+
+@pytest.fixture(scope="module")
+def published() -> Recording:
+    from tests.conftest import record_program
+
+    return record_program(host(parameter_path="/sark/production"))
+
+
+def test_host_publishes_its_ca_and_readiness_to_parameters_it_alone_may_write(published: Recording) -> None:
+    parameters = {p.inputs["name"]: p for p in published.by_type("aws:ssm/parameter:Parameter")}
+    assert parameters["/sark/production/env/TIMESCALE_SSLMODE"].inputs["insecureValue"] == "verify-full"
+    assert parameters["/sark/production/env/TIMESCALE_SSLROOTCERT"].inputs["insecureValue"] == \
+        "/etc/sark/tls/timescale-ca.pem"
+    for name in ("/sark/production/tls/timescale-ca.pem", "/sark/production/timescale/ready"):
+        assert parameters[name].inputs["insecureValue"] == "not published yet"
+        assert set(parameters[name].ignore_changes) >= {"insecureValue", "value"}  # the host owns the value
+    policy = next(p for p in published.by_type("aws:iam/rolePolicy:RolePolicy") if p.name == "ts-publish")
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    assert statement["Action"] == "ssm:PutParameter"
+    assert sorted(statement["Resource"]) == sorted(
+        parameters[n].outputs["arn"] for n in ("/sark/production/tls/timescale-ca.pem",
+                                              "/sark/production/timescale/ready"))
+    settings = files(published)["/etc/sark/timescale.env"]["content"]
+    assert "SARK_CA_PARAMETER=/sark/production/tls/timescale-ca.pem\n" in settings
+    assert "SARK_READY_PARAMETER=/sark/production/timescale/ready\n" in settings
+
+
+def test_ready_waits_for_the_instance_id_and_reruns_for_a_new_instance(published: Recording) -> None:
+    (ready,) = published.by_type("command:local:Command")
+    instance = published.one(INSTANCE)
+    assert ready.inputs["create"] == "python3 scripts/release/wait_for_parameter.py"
+    assert ready.inputs["environment"]["SARK_PARAMETER"] == "/sark/production/timescale/ready"
+    assert ready.inputs["environment"]["SARK_EXPECTED"] == instance.outputs["id"]
+    assert ready.inputs["triggers"] == [instance.outputs["id"]]
+    assert instance.urn in ready.dependencies
+
+
+def test_setup_publishes_last_after_the_password_and_tls(published: Recording) -> None:
+    setup = files(published)[SETUP_TOOL]["content"]
+    lines = [line for line in setup.splitlines() if line.startswith("/usr/local/sbin/")]
+    assert lines == ["/usr/local/sbin/sark-timescale-tls \"${tls_dir}\" \"${private_ip}\"",
+                     "/usr/local/sbin/sark-timescale-password apply AWSCURRENT",
+                     "/usr/local/sbin/sark-timescale-password publish \"${tls_dir}/ca.crt\""]
+    assert setup.rstrip().splitlines()[-2].startswith("/usr/local/sbin/sark-timescale-password publish")
+
+
+def test_tls_tool_signs_a_server_certificate_for_the_address_with_a_ca_it_keeps(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    script = TEMPLATES / "sark-timescale-tls.sh"
+    env = {**os.environ, "PATH": os.environ["PATH"]}
+
+    def run(ip: str) -> None:
+        # chown to postgres is the host's business; here it may fail only on that last line.
+        subprocess.run(["bash", str(script), str(tmp_path), ip], env=env, check=False, capture_output=True)
+
+    run("10.40.128.10")
+    ca = (tmp_path / "ca.crt").read_text()
+    verified = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / "server.crt")],
+                              capture_output=True, text=True, check=False)
+    assert verified.returncode == 0, verified.stderr
+    text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "server.crt"), "-noout", "-ext",
+                           "subjectAltName,extendedKeyUsage,basicConstraints"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "IP Address:10.40.128.10" in text
+    assert "TLS Web Server Authentication" in text
+    assert "CA:FALSE" in text
+    assert oct((tmp_path / "ca.key").stat().st_mode & 0o777) == "0o600"
+    # A replacement host (new address) keeps the CA the clients already trust.
+    run("10.40.128.77")
+    assert (tmp_path / "ca.crt").read_text() == ca
+    text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "server.crt"), "-noout", "-ext",
+                           "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    assert "IP Address:10.40.128.77" in text
+
+
+def test_publish_writes_the_ca_then_the_ready_marker(tmp_path: Path) -> None:
+    tool = load_tool()
+    calls: list[dict[str, Any]] = []
+
+    class Ssm:
+        def put_parameter(self, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings = {"SARK_CA_PARAMETER": "/s/tls/timescale-ca.pem", "SARK_READY_PARAMETER": "/s/timescale/ready"}
+    tool.publish(settings, str(ca), Ssm(), "i-0abc")
+    assert [(c["Name"], c["Value"][:27]) for c in calls] == [("/s/tls/timescale-ca.pem", "-----BEGIN CERTIFICATE-----"),
+                                                             ("/s/timescale/ready", "i-0abc")]
+    assert all(c["Overwrite"] and c["Type"] == "String" for c in calls)
+    ca.write_text("-----BEGIN PRIVATE KEY-----\n")
+    with pytest.raises(SystemExit, match="is not a PEM certificate"):
+        tool.publish(settings, str(ca), Ssm(), "i-0abc")
+
+
+def load_wait() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("wait_for_parameter", ROOT / "scripts/release/wait_for_parameter.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wait_for_parameter_until_the_instance_id_appears() -> None:
+    wait = load_wait()
+    answers = iter([(254, "", "An error occurred (ParameterNotFound)"), (0, "not published yet", ""),
+                    (0, "i-0old", ""), (0, "i-0new", "")])
+    log: list[str] = []
+    env = {"AWS_REGION": "us-east-1", "SARK_PARAMETER": "/s/timescale/ready", "SARK_EXPECTED": "i-0new"}
+    assert wait.wait(env, lambda _args: next(answers), sleep=lambda _s: None, log=log.append) == 0
+    assert log == ["the parameter: done (/s/timescale/ready = i-0new)"]
+
+
+def test_wait_for_parameter_times_out_naming_what_it_saw() -> None:
+    wait = load_wait()
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    log: list[str] = []
+    env = {"AWS_REGION": "us-east-1", "SARK_PARAMETER": "/s/timescale/ready", "SARK_EXPECTED": "i-0new",
+           "SARK_TIMEOUT": "60", "SARK_WHAT": "the TimescaleDB host's bootstrap"}
+    code = wait.wait(env, lambda _args: (0, "i-0old", ""), sleep=sleep, clock=lambda: now[0], log=log.append)
+    assert code == 1
+    assert log[-1].startswith("the TimescaleDB host's bootstrap: not done after 60 s: /s/timescale/ready is "
+                              "'i-0old', expected 'i-0new'")

@@ -42,7 +42,10 @@ fi
 echo "sark-migrate: release $installed is installed"
 test -x "$app_dir/venv/bin/alembic"
 
-"$render_env"
+# The app's own login may only read and write rows; schema changes run as the RDS master, whose
+# login goes to a separate file for this step only (never into SARK's environment).
+"$render_env" --migration-env "$app_dir/.env.migrate"
+trap 'rm -f "$app_dir/.env.migrate"' EXIT
 
 as_sark() {
     systemd-run --quiet --wait --pipe --collect --uid=sark --gid=sark \
@@ -50,14 +53,24 @@ as_sark() {
         --property=WorkingDirectory="$app_dir" "$@"
 }
 
-as_sark "$app_dir/venv/bin/alembic" upgrade head
-as_sark "$app_dir/venv/bin/alembic" current
+as_master() {
+    systemd-run --quiet --wait --pipe --collect --uid=sark --gid=sark \
+        --property=EnvironmentFile="$app_dir/.env.production" \
+        --property=EnvironmentFile="$app_dir/.env.migrate" \
+        --property=WorkingDirectory="$app_dir" "$@"
+}
+
+as_master "$app_dir/venv/bin/alembic" upgrade head
+as_master "$app_dir/venv/bin/alembic" current
 
 shopt -s nullglob
 for migration in "$app_dir"/migrations/timescale/*.sql; do
     echo "applying ${migration##*/}"
     # Single quotes: the variables expand inside the unit's shell, from its environment.
-    as_sark /bin/sh -c 'PGPASSWORD="$TIMESCALE_PASSWORD" PGSSLMODE=require exec psql -X -q -v ON_ERROR_STOP=1 \
+    # verify-full against the stack's CA (TIMESCALE_SSLMODE/TIMESCALE_SSLROOTCERT, published by the
+    # TimescaleDB host); "require" only when an older stack publishes no CA.
+    as_sark /bin/sh -c 'PGPASSWORD="$TIMESCALE_PASSWORD" PGSSLMODE="${TIMESCALE_SSLMODE:-require}" \
+        PGSSLROOTCERT="${TIMESCALE_SSLROOTCERT:-}" exec psql -X -q -v ON_ERROR_STOP=1 \
         -h "$TIMESCALE_HOST" -p "$TIMESCALE_PORT" -U "$TIMESCALE_USER" -d "$TIMESCALE_DB" -f "$1"' sark-migrate "$migration"
 done
 echo "migrations complete"

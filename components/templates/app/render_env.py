@@ -9,7 +9,8 @@ owner), then:
   settings and data-store endpoints, written by the stack);
 - every parameter under ``<path>/secret-arns/`` names a Secrets Manager secret by ARN; its
   value becomes ``NAME=<secret>`` (a JSON secret with a ``password`` key, as RDS-managed
-  master secrets are, contributes that key);
+  master secrets are, contributes that key; with a ``username`` too, ``X_PASSWORD`` also sets
+  ``X_USER``: the database logins alternate between two users on every rotation);
 - it retries until every required name is present and every secret is readable, and until
   the data stores accept TCP connections, because on a first deployment the hosts boot
   while the databases are still being created;
@@ -68,6 +69,10 @@ OUT_OF_BAND_SECRETS = dict((
 """Secrets an operator puts in by hand -> the flag that switches their integration off while
 they have no value (None: the variable is just left out)."""
 
+MIGRATION_ONLY = {"POSTGRES_MASTER": "POSTGRES"}
+"""Secrets never written to SARK's environment: the RDS master login, read only by
+``sark-render-env --migration-env FILE`` for the migration step (as POSTGRES_USER/POSTGRES_PASSWORD)."""
+
 DATA_STORES = (("POSTGRES_HOST", "POSTGRES_PORT"), ("TIMESCALE_HOST", "TIMESCALE_PORT"),
                ("VALKEY_HOST", "VALKEY_PORT"))
 """Host/port pairs that must accept connections before the service starts."""
@@ -76,6 +81,8 @@ STATUS_FILE = "/run/sark-env-status.json"
 MISSING_METRIC = "missing_external_secrets"
 
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_NAME_VALUE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""A PostgreSQL user name as the stack creates them."""
 
 
 class NotReadyError(Exception):
@@ -154,17 +161,33 @@ def collect(ssm, secrets, path: str, *, give_up_optional: bool = False) -> tuple
         raise NotReadyError(f"waiting for parameters: {', '.join(missing)}")
     left_out = []
     for name, arn in sorted(arns.items()):
+        if name in MIGRATION_ONLY:
+            continue
         try:
             values[name] = _secret_value(secrets, name, arn)
         except NotReadyError as error:
             if name not in OUT_OF_BAND_SECRETS or not (isinstance(error, NoValueError) or give_up_optional):
                 raise
             left_out.append(name)
+            continue
+        user = _secret_username(secrets, name, arn)
+        if user is not None and name.endswith("_PASSWORD"):
+            values[name.removesuffix("_PASSWORD") + "_USER"] = user
     for name in left_out:
         flag = OUT_OF_BAND_SECRETS[name]
         if flag:
             values[flag] = "false"
     return values, left_out
+
+
+def _secret_username(secrets, name: str, arn: str):
+    """The ``username`` of a JSON login secret (alternating users), else None."""
+    try:
+        document = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    except Exception:  # not JSON, or not readable: _secret_value already decided what that means
+        return None
+    user = document.get("username") if isinstance(document, dict) else None
+    return user if isinstance(user, str) and _NAME_VALUE.match(user) else None
 
 
 def render(values: dict) -> str:
@@ -252,11 +275,68 @@ def report(config: dict, ssm, secrets, cloudwatch) -> int:
     return 0
 
 
+TLS_DIR = "/etc/sark/tls"
+
+
+def tls_files(ssm, path: str) -> dict:
+    """CA certificates the stack publishes under ``<path>/tls/`` (file name -> PEM); NotReadyError until
+    each holds a certificate (the TimescaleDB host publishes its CA at the end of its bootstrap)."""
+    files = {}
+    for name, value in _by_path_raw(ssm, f"{path.rstrip('/')}/tls").items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*\.pem", name):
+            raise ValueError(f"parameter {path}/tls/{name} is not a .pem file name")
+        if not value.startswith("-----BEGIN CERTIFICATE-----"):
+            raise NotReadyError(f"waiting for the certificate in {path}/tls/{name}")
+        files[name] = value
+    return files
+
+
+def _by_path_raw(ssm, path: str) -> dict:
+    try:
+        parameters = [p for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=False)
+                      for p in page.get("Parameters", [])]
+    except Exception as error:  # AccessDenied until the role policy exists, throttling: all retried
+        raise NotReadyError(f"parameters under {path} not readable yet ({_error_code(error)})") from None
+    return {p["Name"].rsplit("/", 1)[-1]: p["Value"] for p in parameters}
+
+
+def write_certificates(files: dict, directory: str = TLS_DIR) -> None:
+    """Write each certificate (public: 0644, root-owned) atomically."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    for name, text in files.items():
+        fd, temporary = tempfile.mkstemp(prefix=".pem.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, os.path.join(directory, name))
+
+
+def migration_values(ssm, secrets, path: str) -> dict:
+    """POSTGRES_USER/POSTGRES_PASSWORD of the master login, for migrations only."""
+    arns = _by_path(ssm, f"{path.rstrip('/')}/secret-arns")
+    values = {}
+    for name, prefix in MIGRATION_ONLY.items():
+        if name not in arns:
+            raise NotReadyError(f"waiting for parameters: {name}")
+        values[f"{prefix}_PASSWORD"] = _secret_value(secrets, name, arns[name])
+        user = _secret_username(secrets, name, arns[name])
+        if user is None:
+            raise ValueError(f"secret {name} has no username")
+        values[f"{prefix}_USER"] = user
+    return values
+
+
 def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> int:
     argv = sys.argv[1:] if argv is None else argv
     reporting = bool(argv) and argv[0] == "--report"
     if reporting:
         argv = argv[1:]
+    migration_file = None
+    if argv[:1] == ["--migration-env"]:
+        if len(argv) < 2:
+            _log("usage: sark-render-env [--report | --migration-env FILE] [CONFIG]")
+            return 2
+        migration_file, argv = argv[1], argv[2:]
     config_file = argv[0] if argv else CONFIG_FILE
     with open(config_file, encoding="utf-8") as handle:
         config = json.load(handle)
@@ -276,6 +356,7 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
         expired = clock() >= deadline
         try:
             values, missing = collect(ssm, secrets, config["parameterPath"], give_up_optional=expired)
+            certificates = tls_files(ssm, config["parameterPath"])
             if config.get("waitForDataStores", True):
                 down = unreachable(values)
                 if down:
@@ -292,9 +373,13 @@ def main(argv=None, *, clients=None, sleep=time.sleep, clock=time.monotonic) -> 
         flag = OUT_OF_BAND_SECRETS[name]
         _log(f"{name} has no value yet; starting with {flag + '=false' if flag else 'it left out'} "
              "(set it: docs/app-tier.md, first deployment)")
+    write_certificates(certificates, config.get("tlsDir", TLS_DIR))
     write(config["envFile"], render(values), config["owner"])
     write_status(_status_file(config), missing)
     publish_missing(cloudwatch, config, missing)
+    if migration_file is not None:
+        write(migration_file, render(migration_values(ssm, secrets, config["parameterPath"])), config["owner"])
+        _log(f"wrote {migration_file} (the master login, for migrations)")
     _log(f"wrote {config['envFile']} ({len(values)} variables)")
     return 0
 

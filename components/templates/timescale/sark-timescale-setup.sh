@@ -96,13 +96,10 @@ conf_dir="/etc/postgresql/${SARK_PG_MAJOR}/main"
 private_ip=$(imds local-ipv4)
 tls_dir="${conf_dir}/tls"
 install -d -o postgres -g postgres -m 0700 "${tls_dir}"
-# A self-signed certificate, made on the host for its current address: the traffic is
-# encrypted; clients that must also verify the server pin this certificate.
-openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days 825 -subj "/CN=${private_ip}" \
-  -addext "subjectAltName=IP:${private_ip}" -keyout "${tls_dir}/server.key" -out "${tls_dir}/server.crt"
-chown postgres:postgres "${tls_dir}/server.key" "${tls_dir}/server.crt"
-chmod 0600 "${tls_dir}/server.key"
-timescaledb-tune --quiet --yes --conf-path="${conf_dir}/postgresql.conf" >/dev/null
+# The stack's CA (kept with the cluster) signs a certificate for this address; clients verify it.
+/usr/local/sbin/sark-timescale-tls "${tls_dir}" "${private_ip}"
+# --max-conns sizes work_mem for the connection budget; conf.d/50-sark.conf sets the same max_connections.
+timescaledb-tune --quiet --yes --max-conns="${SARK_MAX_CONNECTIONS}" --conf-path="${conf_dir}/postgresql.conf" >/dev/null
 install -d -o postgres -g postgres "${conf_dir}/conf.d"
 sed -e "s/@PRIVATE_IP@/${private_ip}/g" -e "s#@TLS_DIR@#${tls_dir}#g" /etc/sark/postgresql-sark.conf \
   > "${conf_dir}/conf.d/50-sark.conf"
@@ -130,4 +127,6 @@ if [ -n "${SARK_CLOUDWATCH_AGENT_PARAMETER:-}" ]; then
   retry /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
     -c "ssm:${SARK_CLOUDWATCH_AGENT_PARAMETER}"
 fi
+# --- 6. Publish the CA (clients verify the server with it) and, last, that this host is ready.
+/usr/local/sbin/sark-timescale-password publish "${tls_dir}/ca.crt"
 log "ready: ${SARK_DB_NAME} on ${private_ip}:${SARK_PORT} (TLS required)"
