@@ -21,7 +21,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, ReportViolation, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, stack_policy
+from ._base import Anchors, policies_of, stack_rule
 from ._props import as_list, as_map, first
 
 GROUP = "aws:autoscaling/group:Group"
@@ -57,6 +57,18 @@ def _attached(group: PolicyResource, resources: Sequence[PolicyResource]) -> boo
                and _refers_to(r, "autoscalingGroupName", group) for r in resources)
 
 
+@stack_rule(
+    "aws-autoscaling-group-require-elb-health-check", Severity.MEDIUM,
+    "Auto Scaling groups behind a load balancer use its health check to replace hosts.",
+    fix="Set health_check_type='ELB' and a health_check_grace_period long enough for a host to "
+        "boot and pass /health (AppHosts uses 900 s).",
+    anchors=Anchors(checkov=["CKV2_AWS_15"], securityhub=["AutoScaling.1"],
+                    checklist=["Deployment 1.2 (load balancer health check)"]),
+    config={"allowedHealthCheckTypes": {"type": "array", "items": {"type": "string"}, "default": ["ELB"],
+                                        "description": "healthCheckType values accepted for a group behind a "
+                                                       "load balancer."}},
+    needs="TODO",
+)
 def elb_health_check(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Groups behind a load balancer replace the hosts its health check fails."""
     allowed = [str(t) for t in as_list(args.get_config().get("allowedHealthCheckTypes"))]
@@ -102,6 +114,14 @@ def _launch_source(group: PolicyResource,
     return "launch configuration", name, found
 
 
+@stack_rule(
+    "aws-autoscaling-group-require-imdsv2", Severity.HIGH,
+    "Auto Scaling groups launch from a template or configuration that requires IMDSv2.",
+    fix="Launch from an aws.ec2.LaunchTemplate of this stack with metadata_options "
+        "http_tokens='required' and http_put_response_hop_limit=1.",
+    anchors=Anchors(checkov=["CKV_AWS_79"], trivy=["AVD-AWS-0130"], securityhub=["AutoScaling.3", "EC2.170"]),
+    needs="TODO",
+)
 def launch_source_imdsv2(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every group launches from a template or configuration that requires IMDSv2."""
     for group in (r for r in args.resources if r.resource_type == GROUP):
@@ -121,27 +141,4 @@ def launch_source_imdsv2(args: StackValidationArgs, report_violation: ReportViol
                          f"metadataOptions.httpTokens is {shown}; its instances would accept IMDSv1.", group.urn)
 
 
-POLICIES = [
-    stack_policy(
-        name="aws-autoscaling-group-require-elb-health-check",
-        description="Auto Scaling groups behind a load balancer use its health check to replace hosts.",
-        validate=elb_health_check,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set health_check_type='ELB' and a health_check_grace_period long enough for a host to "
-                          "boot and pass /health (AppHosts uses 900 s).",
-        anchors=Anchors(checkov=["CKV2_AWS_15"], securityhub=["AutoScaling.1"],
-                        checklist=["Deployment 1.2 (load balancer health check)"]),
-        config={"allowedHealthCheckTypes": {"type": "array", "items": {"type": "string"}, "default": ["ELB"],
-                                            "description": "healthCheckType values accepted for a group behind a "
-                                                           "load balancer."}},
-    ),
-    stack_policy(
-        name="aws-autoscaling-group-require-imdsv2",
-        description="Auto Scaling groups launch from a template or configuration that requires IMDSv2.",
-        validate=launch_source_imdsv2,
-        severity=Severity.HIGH,
-        remediation_steps="Launch from an aws.ec2.LaunchTemplate of this stack with metadata_options "
-                          "http_tokens='required' and http_put_response_hop_limit=1.",
-        anchors=Anchors(checkov=["CKV_AWS_79"], trivy=["AVD-AWS-0130"], securityhub=["AutoScaling.3", "EC2.170"]),
-    ),
-]
+POLICIES = policies_of(__name__)

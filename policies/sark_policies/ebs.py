@@ -22,7 +22,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, policies_of, resource_rule, stack_rule
 from ._props import as_bool, as_int, as_list, as_map, first
 
 VOLUME = "aws:ebs/volume:Volume"
@@ -65,6 +65,25 @@ def runs_daily(schedule: str) -> bool:
 # Resource rules
 # --------------------------------------------------------------------------------------
 
+def enable_default_encryption(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn encryption by default on (it only affects volumes created afterwards)."""
+    if as_bool(args.props.get("enabled")) is not False:
+        return None
+    args.props["enabled"] = True
+    return args.props
+
+_RETENTION = {"minDays": {"type": "integer", "minimum": 1, "default": 30,
+                          "description": "Fewest days snapshots / recovery points may be kept."}}
+
+
+@resource_rule(
+    "aws-ebs-volume-disallow-unencrypted-volume", [VOLUME], Severity.HIGH,
+    "EBS volumes are encrypted.",
+    fix="Set encrypted=True with kms_key_id=<stack key ARN>; an unencrypted volume must be "
+        "copied through an encrypted snapshot.",
+    anchors=Anchors(compliance=["aws-ebs-volume-disallow-unencrypted-volume"], checkov=["CKV_AWS_3"],
+                    trivy=["AVD-AWS-0026"], securityhub=["EC2.3"]),
+)
 def volume_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Volumes are encrypted."""
     if as_bool(args.props.get("encrypted")) is not True:
@@ -72,6 +91,13 @@ def volume_encrypted(args: ResourceValidationArgs, report_violation: ReportViola
                          "the account's EBS default encryption happens to be on).", None)
 
 
+@resource_rule(
+    "aws-ebs-volume-configure-customer-managed-key", [VOLUME], Severity.MEDIUM,
+    "Encrypted EBS volumes use the stack's customer-managed KMS key.",
+    fix="Set kms_key_id=<stack key ARN>.",
+    anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
+                    trivy=["AVD-AWS-0027"]),
+)
 def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted volumes use the stack's customer-managed key."""
     if as_bool(args.props.get("encrypted")) is not True:
@@ -84,6 +110,14 @@ def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation("kmsKeyId is the AWS-managed alias/aws/ebs; use the stack's customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-ebs-encryption-by-default-require-enabled", [ENCRYPTION_BY_DEFAULT], Severity.HIGH,
+    "EBS encryption by default, where a stack manages it, is enabled.",
+    fix="Set enabled=True (the provider's default) on aws.ebs.EncryptionByDefault, ideally in the "
+        "account's baseline stack with aws.ebs.DefaultKmsKey.",
+    anchors=Anchors(checkov=["CKV_AWS_106"], securityhub=["EC2.7"]),
+    remediate=enable_default_encryption,
+)
 def default_encryption_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Account-wide EBS encryption by default, where a stack manages it, is on."""
     if as_bool(args.props.get("enabled")) is False:
@@ -91,14 +125,16 @@ def default_encryption_enabled(args: ResourceValidationArgs, report_violation: R
                          "explicit encrypted flag would be stored unencrypted.", None)
 
 
-def enable_default_encryption(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: turn encryption by default on (it only affects volumes created afterwards)."""
-    if as_bool(args.props.get("enabled")) is not False:
-        return None
-    args.props["enabled"] = True
-    return args.props
 
-
+@resource_rule(
+    "aws-backup-plan-configure-retention", [BACKUP_PLAN], Severity.HIGH,
+    "AWS Backup plans run at least daily and keep recovery points at least 30 days.",
+    fix="Give every rule a daily schedule (e.g. cron(0 3 * * ? *)) and lifecycle.delete_after of "
+        "at least 30 (config timescaleSnapshotRetentionDays).",
+    anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                    checklist=["Pre-Deployment 1.2 (daily backups, 30 days)", "Post-Deployment 4"]),
+    config=_RETENTION,
+)
 def backup_plan_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every rule runs at least daily and keeps recovery points at least ``minDays``."""
     minimum = as_int(args.get_config().get("minDays")) or 30
@@ -117,6 +153,12 @@ def backup_plan_retention(args: ResourceValidationArgs, report_violation: Report
                              f"least {minimum} days.", None)
 
 
+@resource_rule(
+    "aws-backup-vault-configure-customer-managed-key", [BACKUP_VAULT], Severity.MEDIUM,
+    "AWS Backup vaults are encrypted with the stack's customer-managed KMS key.",
+    fix="Set kms_key_arn=<stack key ARN> (only at creation).",
+    anchors=Anchors(checkov=["CKV_AWS_166"]),
+)
 def backup_vault_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Backup vaults are encrypted with the stack's customer-managed key."""
     if not _set_or_unknown(args.props, "kmsKeyArn"):
@@ -138,6 +180,14 @@ def _dlm_retention_days(schedule: Mapping[str, Any]) -> float | None:
     return count * hours / 24
 
 
+@resource_rule(
+    "aws-dlm-lifecycle-policy-configure-retention", [DLM_POLICY], Severity.HIGH,
+    "Data Lifecycle Manager policies keep snapshots at least 30 days.",
+    fix="Set each schedule's retain_rule to interval=30, interval_unit=DAYS (or a count that "
+        "covers 30 days at the schedule's frequency).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.2 (daily backups, 30 days)"]),
+    config=_RETENTION,
+)
 def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every schedule keeps snapshots at least ``minDays``."""
     minimum = as_int(args.get_config().get("minDays")) or 30
@@ -178,6 +228,15 @@ def _targeted(volume: PolicyResource, policy: PolicyResource) -> bool:
     return bool(targets) and all(tags.get(k) == v for k, v in targets.items())
 
 
+@stack_rule(
+    "aws-ebs-volume-require-backup", Severity.HIGH,
+    "Every standalone EBS volume is covered by AWS Backup or a DLM policy.",
+    fix="Add the volume's ARN to an aws.backup.Selection of a daily plan (as TimescaleHost does), "
+        "or tag it for an enabled DLM policy.",
+    anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                    checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
+    needs="TODO",
+)
 def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every standalone EBS volume is in an AWS Backup selection or a DLM policy."""
     selections = [r for r in args.resources if r.resource_type == BACKUP_SELECTION]
@@ -190,82 +249,5 @@ def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolati
                          "it has no scheduled snapshots.", volume.urn)
 
 
-_RETENTION = {"minDays": {"type": "integer", "minimum": 1, "default": 30,
-                          "description": "Fewest days snapshots / recovery points may be kept."}}
 
-POLICIES = [
-    resource_policy(
-        name="aws-ebs-volume-disallow-unencrypted-volume",
-        description="EBS volumes are encrypted.",
-        resource_types=[VOLUME],
-        validate=volume_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set encrypted=True with kms_key_id=<stack key ARN>; an unencrypted volume must be "
-                          "copied through an encrypted snapshot.",
-        anchors=Anchors(compliance=["aws-ebs-volume-disallow-unencrypted-volume"], checkov=["CKV_AWS_3"],
-                        trivy=["AVD-AWS-0026"], securityhub=["EC2.3"]),
-    ),
-    resource_policy(
-        name="aws-ebs-volume-configure-customer-managed-key",
-        description="Encrypted EBS volumes use the stack's customer-managed KMS key.",
-        resource_types=[VOLUME],
-        validate=volume_customer_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_id=<stack key ARN>.",
-        anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
-                        trivy=["AVD-AWS-0027"]),
-    ),
-    resource_policy(
-        name="aws-ebs-encryption-by-default-require-enabled",
-        description="EBS encryption by default, where a stack manages it, is enabled.",
-        resource_types=[ENCRYPTION_BY_DEFAULT],
-        validate=default_encryption_enabled,
-        severity=Severity.HIGH,
-        remediation_steps="Set enabled=True (the provider's default) on aws.ebs.EncryptionByDefault, ideally in the "
-                          "account's baseline stack with aws.ebs.DefaultKmsKey.",
-        anchors=Anchors(checkov=["CKV_AWS_106"], securityhub=["EC2.7"]),
-        remediate=enable_default_encryption,
-    ),
-    resource_policy(
-        name="aws-backup-plan-configure-retention",
-        description="AWS Backup plans run at least daily and keep recovery points at least 30 days.",
-        resource_types=[BACKUP_PLAN],
-        validate=backup_plan_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Give every rule a daily schedule (e.g. cron(0 3 * * ? *)) and lifecycle.delete_after of "
-                          "at least 30 (config timescaleSnapshotRetentionDays).",
-        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
-                        checklist=["Pre-Deployment 1.2 (daily backups, 30 days)", "Post-Deployment 4"]),
-        config=_RETENTION,
-    ),
-    resource_policy(
-        name="aws-backup-vault-configure-customer-managed-key",
-        description="AWS Backup vaults are encrypted with the stack's customer-managed KMS key.",
-        resource_types=[BACKUP_VAULT],
-        validate=backup_vault_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_arn=<stack key ARN> (only at creation).",
-        anchors=Anchors(checkov=["CKV_AWS_166"]),
-    ),
-    resource_policy(
-        name="aws-dlm-lifecycle-policy-configure-retention",
-        description="Data Lifecycle Manager policies keep snapshots at least 30 days.",
-        resource_types=[DLM_POLICY],
-        validate=dlm_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set each schedule's retain_rule to interval=30, interval_unit=DAYS (or a count that "
-                          "covers 30 days at the schedule's frequency).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.2 (daily backups, 30 days)"]),
-        config=_RETENTION,
-    ),
-    stack_policy(
-        name="aws-ebs-volume-require-backup",
-        description="Every standalone EBS volume is covered by AWS Backup or a DLM policy.",
-        validate=volumes_backed_up,
-        severity=Severity.HIGH,
-        remediation_steps="Add the volume's ARN to an aws.backup.Selection of a daily plan (as TimescaleHost does), "
-                          "or tag it for an enabled DLM policy.",
-        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
-                        checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
-    ),
-]
+POLICIES = policies_of(__name__)

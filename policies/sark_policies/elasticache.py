@@ -26,7 +26,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, ResourceRule, resource_policy, stack_policy
+from ._base import Anchors, ResourceRule, policies_of, resource_rule, stack_rule
 from ._props import as_bool, as_int, as_list, as_map
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -45,6 +45,34 @@ def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
         return True
 
 
+def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn automatic minor version upgrades on (applied in the maintenance window)."""
+    if as_bool(args.props.get("autoMinorVersionUpgrade")) is not False:
+        return None
+    args.props["autoMinorVersionUpgrade"] = True
+    return args.props
+
+_CHECKLIST = ["Pre-Deployment 1.3"]
+
+_ENGINE_CONFIG = {
+    "minMajorVersion": {"type": "integer", "minimum": 6, "default": 7, "description": "Oldest engine major version "
+                                                                                      "allowed."},
+    "allowedEngines": {"type": "array", "items": {"type": "string"}, "default": list(ENGINES),
+                       "description": "Engines allowed (the checklist's Redis 7+, or its fork Valkey)."},
+}
+
+_SNAPSHOT_CONFIG = {"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                                "description": "Fewest days snapshots may be kept."}}
+
+
+@resource_rule(
+    "aws-elasticache-replication-group-enable-at-rest-encryption", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups are encrypted at rest with the stack's customer-managed key.",
+    fix="Set at_rest_encryption_enabled=True and kms_key_id=<stack key ARN> (only possible at "
+        "creation: migrate through a snapshot).",
+    anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_191"], trivy=["AVD-AWS-0045"], securityhub=["ElastiCache.4"],
+                    checklist=_CHECKLIST),
+)
 def at_rest_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted at rest with the stack's customer-managed key."""
     if as_bool(args.props.get("atRestEncryptionEnabled")) is not True:
@@ -55,6 +83,13 @@ def at_rest_encryption(args: ResourceValidationArgs, report_violation: ReportVio
                          "customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-require-transit-encryption", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups require TLS from every client.",
+    fix="Set transit_encryption_enabled=True and transit_encryption_mode='required'.",
+    anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                    checklist=["Pre-Deployment 3.2 (TLS)"]),
+)
 def transit_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """TLS on, and required (not merely preferred) for every client."""
     if as_bool(args.props.get("transitEncryptionEnabled")) is not True:
@@ -67,6 +102,13 @@ def transit_encryption(args: ResourceValidationArgs, report_violation: ReportVio
                          "without TLS.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-require-auth", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups require a password (AUTH) or RBAC users.",
+    fix="Set auth_token to the generated VALKEY_PASSWORD (with TLS required), or user_group_ids.",
+    anchors=Anchors(checkov=["CKV_AWS_31"], securityhub=["ElastiCache.6"],
+                    checklist=["Pre-Deployment 1.3 (requirepass)", "Pre-Deployment 3.1"]),
+)
 def authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Clients must authenticate (AUTH token or RBAC user groups)."""
     token = _set_or_unknown(args.props, "authToken")
@@ -76,6 +118,15 @@ def authentication(args: ResourceValidationArgs, report_violation: ReportViolati
                          "read and write the cache.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-configure-snapshot-retention", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35; config cacheSnapshotRetentionDays) and a "
+        "snapshot_window.",
+    anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)
 def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Daily snapshots kept at least ``minDays`` (checklist: 30), in a chosen window."""
     retention_days(args, report_violation)
@@ -83,6 +134,14 @@ def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportVio
         report_violation("snapshotWindow is not set; choose a daily window outside the maintenance window.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-enable-automatic-failover", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache replication groups fail over automatically to a replica in another zone.",
+    fix="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
+    anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
+    config={"minNodes": {"type": "integer", "minimum": 2, "maximum": 6, "default": 2,
+                         "description": "Fewest nodes (primary plus replicas) in a group."}},
+)
 def failover(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A replica in another zone takes over automatically."""
     props = args.props
@@ -100,6 +159,13 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
                          f"needs at least {minimum} nodes.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-disallow-default-subnet-group", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache replication groups use the stack's data subnets, not the default subnet group.",
+    fix="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+    anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                    checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+)
 def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Placed in the stack's data subnets, not the default subnet group."""
     group = _set_or_unknown(args.props, "subnetGroupName")
@@ -110,6 +176,21 @@ def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation("subnetGroupName is default; use a subnet group over the stack's data subnets.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-configure-engine-version", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache runs Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
+        "cacheEngine / cacheEngineVersion.",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)
+@resource_rule(
+    "aws-elasticache-serverless-cache-configure-engine-version", [SERVERLESS_CACHE], Severity.MEDIUM,
+    "ElastiCache serverless caches run Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' and major_engine_version='7' (or newer).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """An allowed engine (Valkey or Redis), ``minMajorVersion`` (7) or newer."""
     config = args.get_config()
@@ -131,18 +212,18 @@ def engine_version(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"{key} {version} is {engine} {match.group(1)}; it must be {minimum} or newer.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-enable-auto-minor-version-upgrade", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache applies minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True.",
+    anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+    remediate=enable_auto_minor_upgrade,
+)
 def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Minor versions (security fixes) applied automatically."""
     if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
         report_violation("autoMinorVersionUpgrade is false; engine security fixes would not be applied.", None)
 
-
-def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: turn automatic minor version upgrades on (applied in the maintenance window)."""
-    if as_bool(args.props.get("autoMinorVersionUpgrade")) is not False:
-        return None
-    args.props["autoMinorVersionUpgrade"] = True
-    return args.props
 
 
 def _standalone(validate: ResourceRule) -> ResourceRule:
@@ -176,6 +257,12 @@ def no_standalone_redis(args: ResourceValidationArgs, report_violation: ReportVi
                          "aws.elasticache.ReplicationGroup (one node is enough) instead.", None)
 
 
+@resource_rule(
+    "aws-elasticache-serverless-cache-configure-customer-managed-key", [SERVERLESS_CACHE], Severity.HIGH,
+    "ElastiCache serverless caches are encrypted with the stack's customer-managed key.",
+    fix="Set kms_key_id=<stack key ARN> (only at creation).",
+    anchors=Anchors(checkov=["CKV_AWS_191"], securityhub=["ElastiCache.4"], checklist=_CHECKLIST),
+)
 def serverless_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack's customer-managed key rather than an AWS-owned one."""
     if not _set_or_unknown(args.props, "kmsKeyId"):
@@ -194,6 +281,17 @@ def retention_days(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
 
 
+@stack_rule(
+    "aws-elasticache-replication-group-configure-maxmemory-policy", Severity.MEDIUM,
+    "ElastiCache replication groups evict with maxmemory-policy allkeys-lru.",
+    fix="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with "
+        "maxmemory-policy=allkeys-lru and pass its name as parameter_group_name.",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
+    level=EnforcementLevel.ADVISORY,
+    config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
+                                "description": "Eviction policy the parameter group must set."}},
+    needs="TODO",
+)
 def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every replication group's parameter group evicts with the configured policy (allkeys-lru)."""
     wanted = str(args.get_config().get("maxmemoryPolicy") or "allkeys-lru")
@@ -217,6 +315,14 @@ def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolatio
                              cache.urn)
 
 
+@stack_rule(
+    "aws-elasticache-replication-group-disallow-literal-auth-token", Severity.HIGH,
+    "ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
+    fix="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
+        "characters) and pass its result, as StackSecrets does.",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
+    needs="TODO",
+)
 def generated_auth_token(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """An AUTH token is generated by the stack, never a literal or a config value."""
     for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
@@ -228,214 +334,65 @@ def generated_auth_token(args: StackValidationArgs, report_violation: ReportViol
                              "config, not from a generated value (random.RandomPassword).", cache.urn)
 
 
-_CHECKLIST = ["Pre-Deployment 1.3"]
-_ENGINE_CONFIG = {
-    "minMajorVersion": {"type": "integer", "minimum": 6, "default": 7, "description": "Oldest engine major version "
-                                                                                      "allowed."},
-    "allowedEngines": {"type": "array", "items": {"type": "string"}, "default": list(ENGINES),
-                       "description": "Engines allowed (the checklist's Redis 7+, or its fork Valkey)."},
-}
-_SNAPSHOT_CONFIG = {"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
-                                "description": "Fewest days snapshots may be kept."}}
 
-POLICIES = [
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-at-rest-encryption",
-        description="ElastiCache replication groups are encrypted at rest with the stack's customer-managed key.",
-        resource_types=[REPLICATION_GROUP],
-        validate=at_rest_encryption,
-        severity=Severity.HIGH,
-        remediation_steps="Set at_rest_encryption_enabled=True and kms_key_id=<stack key ARN> (only possible at "
-                          "creation: migrate through a snapshot).",
-        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_191"], trivy=["AVD-AWS-0045"], securityhub=["ElastiCache.4"],
-                        checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-require-transit-encryption",
-        description="ElastiCache replication groups require TLS from every client.",
-        resource_types=[REPLICATION_GROUP],
-        validate=transit_encryption,
-        severity=Severity.HIGH,
-        remediation_steps="Set transit_encryption_enabled=True and transit_encryption_mode='required'.",
-        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
-                        checklist=["Pre-Deployment 3.2 (TLS)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-require-auth",
-        description="ElastiCache replication groups require a password (AUTH) or RBAC users.",
-        resource_types=[REPLICATION_GROUP],
-        validate=authentication,
-        severity=Severity.HIGH,
-        remediation_steps="Set auth_token to the generated VALKEY_PASSWORD (with TLS required), or user_group_ids.",
-        anchors=Anchors(checkov=["CKV_AWS_31"], securityhub=["ElastiCache.6"],
-                        checklist=["Pre-Deployment 1.3 (requirepass)", "Pre-Deployment 3.1"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-configure-snapshot-retention",
-        description="ElastiCache replication groups keep daily snapshots at least 30 days.",
-        resource_types=[REPLICATION_GROUP],
-        validate=snapshot_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35; config cacheSnapshotRetentionDays) and a "
-                          "snapshot_window.",
-        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-automatic-failover",
-        description="ElastiCache replication groups fail over automatically to a replica in another zone.",
-        resource_types=[REPLICATION_GROUP],
-        validate=failover,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
-        anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
-        config={"minNodes": {"type": "integer", "minimum": 2, "maximum": 6, "default": 2,
-                             "description": "Fewest nodes (primary plus replicas) in a group."}},
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-disallow-default-subnet-group",
-        description="ElastiCache replication groups use the stack's data subnets, not the default subnet group.",
-        resource_types=[REPLICATION_GROUP],
-        validate=custom_subnet_group,
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
-        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
-                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-configure-engine-version",
-        description="ElastiCache runs Valkey or Redis 7 or newer.",
-        resource_types=[REPLICATION_GROUP],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
-                          "cacheEngine / cacheEngineVersion.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-auto-minor-version-upgrade",
-        description="ElastiCache applies minor version upgrades automatically.",
-        resource_types=[REPLICATION_GROUP],
-        validate=auto_minor_upgrade,
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True.",
-        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
-        remediate=enable_auto_minor_upgrade,
-    ),
-    stack_policy(
-        name="aws-elasticache-replication-group-configure-maxmemory-policy",
-        description="ElastiCache replication groups evict with maxmemory-policy allkeys-lru.",
-        validate=maxmemory_policy,
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with "
-                          "maxmemory-policy=allkeys-lru and pass its name as parameter_group_name.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
-                                    "description": "Eviction policy the parameter group must set."}},
-    ),
-    stack_policy(
-        name="aws-elasticache-replication-group-disallow-literal-auth-token",
-        description="ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
-        validate=generated_auth_token,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
-                          "characters) and pass its result, as StackSecrets does.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-disallow-standalone-redis",
-        description="Redis and Valkey run as replication groups, not standalone cache clusters.",
-        resource_types=[CLUSTER],
-        validate=_standalone(no_standalone_redis),
-        severity=Severity.HIGH,
-        remediation_steps="Replace the aws.elasticache.Cluster with an aws.elasticache.ReplicationGroup "
-                          "(num_cache_clusters=2 for failover) with at-rest and transit encryption and an AUTH token.",
-        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_31"], trivy=["AVD-AWS-0045"],
-                        securityhub=["ElastiCache.4", "ElastiCache.6"], checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-require-transit-encryption",
-        description="Standalone ElastiCache clusters require TLS.",
-        resource_types=[CLUSTER],
-        validate=_standalone(transit_encryption),
-        severity=Severity.HIGH,
-        remediation_steps="Set transit_encryption_enabled=True (Memcached 1.6.12 or newer).",
-        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
-                        checklist=["Pre-Deployment 3.2 (TLS)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-configure-snapshot-retention",
-        description="Standalone Redis/Valkey clusters keep daily snapshots at least 30 days.",
-        resource_types=[CLUSTER],
-        validate=_standalone(_persistent(snapshot_retention)),
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a snapshot_window.",
-        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-enable-auto-minor-version-upgrade",
-        description="Standalone ElastiCache clusters apply minor version upgrades automatically.",
-        resource_types=[CLUSTER],
-        validate=_standalone(auto_minor_upgrade),
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True.",
-        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
-        remediate=enable_auto_minor_upgrade,
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-disallow-default-subnet-group",
-        description="Standalone ElastiCache clusters use the stack's data subnets, not the default subnet group.",
-        resource_types=[CLUSTER],
-        validate=_standalone(custom_subnet_group),
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
-        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
-                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-configure-engine-version",
-        description="Standalone ElastiCache clusters run Valkey or Redis 7 or newer.",
-        resource_types=[CLUSTER],
-        validate=_standalone(engine_version),
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' with engine_version='7.2' (in a replication group; see "
-                          "aws-elasticache-cluster-disallow-standalone-redis).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-customer-managed-key",
-        description="ElastiCache serverless caches are encrypted with the stack's customer-managed key.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=serverless_customer_key,
-        severity=Severity.HIGH,
-        remediation_steps="Set kms_key_id=<stack key ARN> (only at creation).",
-        anchors=Anchors(checkov=["CKV_AWS_191"], securityhub=["ElastiCache.4"], checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-snapshot-retention",
-        description="ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=_persistent(retention_days),
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
-        anchors=Anchors(securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-engine-version",
-        description="ElastiCache serverless caches run Valkey or Redis 7 or newer.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' and major_engine_version='7' (or newer).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-]
+resource_rule(
+    "aws-elasticache-cluster-disallow-standalone-redis", [CLUSTER], Severity.HIGH,
+    "Redis and Valkey run as replication groups, not standalone cache clusters.",
+    fix="Replace the aws.elasticache.Cluster with an aws.elasticache.ReplicationGroup "
+        "(num_cache_clusters=2 for failover) with at-rest and transit encryption and an AUTH token.",
+    anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_31"], trivy=["AVD-AWS-0045"],
+                    securityhub=["ElastiCache.4", "ElastiCache.6"], checklist=_CHECKLIST),
+)(_standalone(no_standalone_redis))
+
+resource_rule(
+    "aws-elasticache-cluster-require-transit-encryption", [CLUSTER], Severity.HIGH,
+    "Standalone ElastiCache clusters require TLS.",
+    fix="Set transit_encryption_enabled=True (Memcached 1.6.12 or newer).",
+    anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                    checklist=["Pre-Deployment 3.2 (TLS)"]),
+)(_standalone(transit_encryption))
+
+resource_rule(
+    "aws-elasticache-cluster-configure-snapshot-retention", [CLUSTER], Severity.HIGH,
+    "Standalone Redis/Valkey clusters keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35) and a snapshot_window.",
+    anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)(_standalone(_persistent(snapshot_retention)))
+
+resource_rule(
+    "aws-elasticache-cluster-enable-auto-minor-version-upgrade", [CLUSTER], Severity.HIGH,
+    "Standalone ElastiCache clusters apply minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True.",
+    anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+    remediate=enable_auto_minor_upgrade,
+)(_standalone(auto_minor_upgrade))
+
+resource_rule(
+    "aws-elasticache-cluster-disallow-default-subnet-group", [CLUSTER], Severity.MEDIUM,
+    "Standalone ElastiCache clusters use the stack's data subnets, not the default subnet group.",
+    fix="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+    anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                    checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+)(_standalone(custom_subnet_group))
+
+resource_rule(
+    "aws-elasticache-cluster-configure-engine-version", [CLUSTER], Severity.MEDIUM,
+    "Standalone ElastiCache clusters run Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' with engine_version='7.2' (in a replication group; see "
+        "aws-elasticache-cluster-disallow-standalone-redis).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)(_standalone(engine_version))
+
+resource_rule(
+    "aws-elasticache-serverless-cache-configure-snapshot-retention", [SERVERLESS_CACHE], Severity.HIGH,
+    "ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
+    anchors=Anchors(securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)(_persistent(retention_days))
+
+POLICIES = policies_of(__name__)

@@ -29,7 +29,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, Remediation, resource_policy, stack_policy
+from ._base import Anchors, Remediation, policies_of, resource_rule, stack_rule
 from ._props import as_bool, as_int, as_list, as_map
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -58,6 +58,38 @@ def engine_major(version: Any) -> int | None:
 # Resource rules
 # --------------------------------------------------------------------------------------
 
+def _set_true(key: str) -> Remediation:
+    """A remediation that sets boolean input ``key`` to True when it is not already."""
+
+    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+        if as_bool(args.props.get(key)) is True:
+            return None
+        args.props[key] = True
+        return args.props
+
+    remediate.__doc__ = f"Remediation: set {key} to true."
+    return remediate
+
+def make_private(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: publiclyAccessible false (clients inside the VPC keep the same endpoint)."""
+    if not as_bool(args.props.get("publiclyAccessible")):
+        return None
+    args.props["publiclyAccessible"] = False
+    return args.props
+
+_CHECKLIST_DB = ["Pre-Deployment 1.2"]
+
+
+@resource_rule(
+    "aws-rds-instance-disallow-public-access", [INSTANCE], Severity.CRITICAL,
+    "RDS instances are not publicly accessible.",
+    fix="Set publicly_accessible=False and place the instance in the data subnets; the app "
+        "hosts reach it through the database security group.",
+    anchors=Anchors(awsguard=["rds-instance-public-access"], compliance=["aws-rds-instance-disallow-public-access"],
+                    checkov=["CKV_AWS_17"], trivy=["AVD-AWS-0180"], securityhub=["RDS.2"],
+                    checklist=["Pre-Deployment 3.2 (Restrict database access)"]),
+    remediate=make_private,
+)
 def not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Only reachable inside the VPC."""
     if as_bool(args.props.get("publiclyAccessible")):
@@ -65,6 +97,17 @@ def not_public(args: ResourceValidationArgs, report_violation: ReportViolation) 
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-disallow-unencrypted-storage", [INSTANCE], Severity.HIGH,
+    "RDS storage is encrypted with the stack's customer-managed key.",
+    fix="Set storage_encrypted=True and kms_key_id=<stack key ARN>. An existing unencrypted "
+        "instance must be restored from an encrypted snapshot copy.",
+    anchors=Anchors(awsguard=["rds-storage-encrypted"],
+                    compliance=["aws-rds-instance-disallow-unencrypted-storage",
+                                "aws-rds-instance-configure-customer-managed-key"],
+                    checkov=["CKV_AWS_16"], trivy=["AVD-AWS-0080"], securityhub=["RDS.3"],
+                    checklist=_CHECKLIST_DB),
+)
 def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Storage encrypted with the stack's customer-managed key."""
     if as_bool(args.props.get("storageEncrypted")) is not True:
@@ -79,6 +122,18 @@ def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation("kmsKeyId is the AWS-managed alias/aws/rds; use the stack's customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-backup-retention", [INSTANCE], Severity.HIGH,
+    "RDS automated backups are kept at least 30 days.",
+    fix="Set backup_retention_period to 30 (up to 35) days (config dbBackupRetentionDays).",
+    anchors=Anchors(awsguard=["rds-instance-backup-enabled"],
+                    compliance=["aws-rds-instance-enable-backup-retention",
+                                "aws-rds-instance-configure-backup-retention"],
+                    checkov=["CKV_AWS_133"], trivy=["AVD-AWS-0077"], securityhub=["RDS.11"],
+                    checklist=["Pre-Deployment 1.2 (backups, 30 days)", "Post-Deployment 4"]),
+    config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                        "description": "Fewest days automated backups may be kept."}},
+)
 def backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Automated backups kept at least ``minDays`` (checklist: 30)."""
     minimum = as_int(args.get_config().get("minDays")) or 30
@@ -90,12 +145,27 @@ def backup_retention(args: ResourceValidationArgs, report_violation: ReportViola
         report_violation(f"backupRetentionPeriod is {days} days; it must be at least {minimum} days.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-multi-az", [INSTANCE], Severity.MEDIUM,
+    "RDS instances have a Multi-AZ standby.",
+    fix="Set multi_az=True (config dbMultiAz).",
+    anchors=Anchors(awsguard=["rds-instance-multi-az-enabled"], checkov=["CKV_AWS_157"], securityhub=["RDS.5"],
+                    checklist=_CHECKLIST_DB),
+)
 def multi_az(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A standby in a second zone."""
     if as_bool(args.props.get("multiAz")) is not True:
         report_violation("multiAz is not true; losing one availability zone would take the database down.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-deletion-protection", [INSTANCE], Severity.HIGH,
+    "RDS instances have deletion protection and take a final snapshot.",
+    fix="Set deletion_protection=True, skip_final_snapshot=False and a final_snapshot_identifier; "
+        "also protect the resource in Pulumi (protect=True).",
+    anchors=Anchors(checkov=["CKV_AWS_293"], trivy=["AVD-AWS-0177"], securityhub=["RDS.8"],
+                    checklist=_CHECKLIST_DB),
+)
 def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Deletion protection, and a final snapshot if the instance is deleted anyway."""
     props = args.props
@@ -111,6 +181,16 @@ def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportVi
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-engine-version", [INSTANCE], Severity.MEDIUM,
+    "RDS runs PostgreSQL 14 or newer.",
+    fix="Set engine='postgres' and engine_version to 15 (recommended) or at least 14 (config "
+        "dbEngineVersion); upgrade older instances with a major version upgrade.",
+    anchors=Anchors(checkov=["CKV_AWS_250"], checklist=["Pre-Deployment 1.2 (PostgreSQL 14+, recommended 15)"]),
+    config={"minMajorVersion": {"type": "integer", "minimum": 10, "default": 14,
+                                "description": "Oldest PostgreSQL major version allowed."},
+            "engine": {"type": "string", "default": "postgres", "description": "The RDS engine SARK needs."}},
+)
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL, ``minMajorVersion`` (14) or newer."""
     config = args.get_config()
@@ -130,6 +210,16 @@ def engine_version(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"engineVersion {version} is PostgreSQL {major}; it must be {minimum} or newer.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-ca-certificate", [INSTANCE], Severity.MEDIUM,
+    "RDS instances use a current certificate authority.",
+    fix="Set ca_cert_identifier='rds-ca-rsa2048-g1' (or rds-ca-rsa4096-g1 / rds-ca-ecc384-g1) "
+        "and give clients the matching CA bundle.",
+    anchors=Anchors(checkov=["CKV_AWS_211"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+    config={"allowedCertificates": {"type": "array", "items": {"type": "string"},
+                                    "default": ["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"],
+                                    "description": "RDS CA identifiers accepted."}},
+)
 def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A current RDS certificate authority."""
     allowed = [str(c) for c in as_list(args.get_config().get("allowedCertificates"))]
@@ -141,6 +231,17 @@ def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"caCertIdentifier is {ca}; it must be one of {', '.join(allowed)}.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-log-exports", [INSTANCE], Severity.MEDIUM,
+    "RDS exports its PostgreSQL and upgrade logs to CloudWatch Logs.",
+    fix="Set enabled_cloudwatch_logs_exports=['postgresql', 'upgrade'] and create the log groups "
+        "/aws/rds/instance/<id>/<log> with a retention period first.",
+    anchors=Anchors(checkov=["CKV_AWS_129"], securityhub=["RDS.9", "RDS.36"],
+                    checklist=["Pre-Deployment 3.3 (log aggregation)"]),
+    config={"requiredExports": {"type": "array", "items": {"type": "string"},
+                                "default": ["postgresql", "upgrade"],
+                                "description": "Log types that must be exported."}},
+)
 def log_exports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL and upgrade logs exported to CloudWatch Logs."""
     required = [str(e) for e in as_list(args.get_config().get("requiredExports"))]
@@ -151,6 +252,14 @@ def log_exports(args: ResourceValidationArgs, report_violation: ReportViolation)
                          "stay on the instance.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-disallow-unencrypted-performance-insights", [INSTANCE], Severity.HIGH,
+    "Performance Insights data is encrypted with the stack's customer-managed key.",
+    fix="Set performance_insights_kms_key_id=<stack key ARN> (it can only be chosen when "
+        "Performance Insights is first enabled).",
+    anchors=Anchors(compliance=["aws-rds-instance-disallow-unencrypted-performance-insights"],
+                    checkov=["CKV_AWS_354"], trivy=["AVD-AWS-0078"]),
+)
 def performance_insights_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Performance Insights (which holds query text) encrypted with the stack key."""
     if as_bool(args.props.get("performanceInsightsEnabled")) is not True:
@@ -161,12 +270,30 @@ def performance_insights_encrypted(args: ResourceValidationArgs, report_violatio
                          "use the AWS-managed key, not the stack's customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-performance-insights", [INSTANCE], Severity.LOW,
+    "RDS instances have Performance Insights on.",
+    fix="Set performance_insights_enabled=True with the stack key (7 days retention is free).",
+    anchors=Anchors(compliance=["aws-rds-instance-enable-performance-insights"], checkov=["CKV_AWS_353"],
+                    trivy=["AVD-AWS-0133"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def performance_insights_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Performance Insights on."""
     if as_bool(args.props.get("performanceInsightsEnabled")) is not True:
         report_violation("performanceInsightsEnabled is not true; slow queries and waits cannot be analysed.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-enhanced-monitoring", [INSTANCE], Severity.LOW,
+    "RDS instances have enhanced monitoring every 60 seconds or more often.",
+    fix="Set monitoring_interval=60 (or less) and monitoring_role_arn to a role with "
+        "AmazonRDSEnhancedMonitoringRole.",
+    anchors=Anchors(checkov=["CKV_AWS_118"], securityhub=["RDS.6"]),
+    level=EnforcementLevel.ADVISORY,
+    config={"maxIntervalSeconds": {"type": "integer", "enum": [1, 5, 10, 15, 30, 60], "default": 60,
+                                   "description": "Longest monitoring interval allowed."}},
+)
 def enhanced_monitoring(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Enhanced monitoring at least every ``maxIntervalSeconds``."""
     maximum = as_int(args.get_config().get("maxIntervalSeconds")) or 60
@@ -179,6 +306,13 @@ def enhanced_monitoring(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation("monitoringRoleArn is not set; enhanced monitoring needs a role to publish with.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-iam-authentication", [INSTANCE], Severity.MEDIUM,
+    "RDS instances accept IAM database authentication.",
+    fix="Set iam_database_authentication_enabled=True.",
+    anchors=Anchors(checkov=["CKV_AWS_161"], trivy=["AVD-AWS-0176"], securityhub=["RDS.10"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def iam_authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """IAM database authentication available."""
     if as_bool(args.props.get("iamDatabaseAuthenticationEnabled")) is not True:
@@ -186,38 +320,34 @@ def iam_authentication(args: ResourceValidationArgs, report_violation: ReportVio
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-auto-minor-version-upgrade", [INSTANCE], Severity.HIGH,
+    "RDS applies minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True (and engine_version to a major version only, so "
+        "Pulumi does not fight the upgrades).",
+    anchors=Anchors(checkov=["CKV_AWS_226"], securityhub=["RDS.13"]),
+    remediate=_set_true("autoMinorVersionUpgrade"),
+)
 def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Minor versions (security fixes) applied automatically."""
     if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
         report_violation("autoMinorVersionUpgrade is false; PostgreSQL security fixes would not be applied.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-copy-tags-to-snapshot", [INSTANCE], Severity.LOW,
+    "RDS snapshots carry the instance's tags.",
+    fix="Set copy_tags_to_snapshot=True.",
+    anchors=Anchors(checkov=["CKV2_AWS_60"], securityhub=["RDS.17"]),
+    level=EnforcementLevel.ADVISORY,
+    remediate=_set_true("copyTagsToSnapshot"),
+)
 def copy_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Snapshots carry the instance's tags."""
     if as_bool(args.props.get("copyTagsToSnapshot")) is not True:
         report_violation("copyTagsToSnapshot is not true; snapshots would lose the owner and environment tags.",
                          None)
 
-
-def _set_true(key: str) -> Remediation:
-    """A remediation that sets boolean input ``key`` to True when it is not already."""
-
-    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-        if as_bool(args.props.get(key)) is True:
-            return None
-        args.props[key] = True
-        return args.props
-
-    remediate.__doc__ = f"Remediation: set {key} to true."
-    return remediate
-
-
-def make_private(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: publiclyAccessible false (clients inside the VPC keep the same endpoint)."""
-    if not as_bool(args.props.get("publiclyAccessible")):
-        return None
-    args.props["publiclyAccessible"] = False
-    return args.props
 
 
 # --------------------------------------------------------------------------------------
@@ -239,6 +369,17 @@ def parameters_of(group: PolicyResource) -> dict[str, str]:
     return {str(as_map(p).get("name")): str(as_map(p).get("value")) for p in as_list(group.props.get("parameters"))}
 
 
+@stack_rule(
+    "aws-rds-instance-require-tls", Severity.HIGH,
+    "RDS PostgreSQL instances use a parameter group that forces TLS 1.2 or newer.",
+    fix="Create an aws.rds.ParameterGroup with family postgres<major>, parameters "
+        "rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2, and pass its name as "
+        "parameter_group_name.",
+    anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+    config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
+                              "description": "Lowest ssl_min_protocol_version allowed."}},
+    needs="TODO",
+)
 def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every PostgreSQL instance uses a parameter group that forces TLS 1.2 or newer."""
     minimum = str(args.get_config().get("minTlsVersion") or "TLSv1.2")
@@ -269,6 +410,14 @@ def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -
                              f"'{instance.name}' runs PostgreSQL {major} (family postgres{major}).", instance.urn)
 
 
+@stack_rule(
+    "aws-rds-instance-disallow-literal-password", Severity.HIGH,
+    "RDS master passwords are generated by the stack or kept by RDS, never literals or config.",
+    fix="Generate the password with random.RandomPassword and pass its result (a secret), as "
+        "StackSecrets does, or set manage_master_user_password=True.",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (default passwords changed)"]),
+    needs="TODO",
+)
 def generated_password(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """The master password is kept by RDS, or generated by the stack; never a literal or config value."""
     for instance in (r for r in args.resources if r.resource_type == INSTANCE):
@@ -288,198 +437,5 @@ def generated_password(args: StackValidationArgs, report_violation: ReportViolat
                              "(manageMasterUserPassword).", instance.urn)
 
 
-_CHECKLIST_DB = ["Pre-Deployment 1.2"]
 
-POLICIES = [
-    resource_policy(
-        name="aws-rds-instance-disallow-public-access",
-        description="RDS instances are not publicly accessible.",
-        resource_types=[INSTANCE],
-        validate=not_public,
-        severity=Severity.CRITICAL,
-        remediation_steps="Set publicly_accessible=False and place the instance in the data subnets; the app "
-                          "hosts reach it through the database security group.",
-        anchors=Anchors(awsguard=["rds-instance-public-access"], compliance=["aws-rds-instance-disallow-public-access"],
-                        checkov=["CKV_AWS_17"], trivy=["AVD-AWS-0180"], securityhub=["RDS.2"],
-                        checklist=["Pre-Deployment 3.2 (Restrict database access)"]),
-        remediate=make_private,
-    ),
-    resource_policy(
-        name="aws-rds-instance-disallow-unencrypted-storage",
-        description="RDS storage is encrypted with the stack's customer-managed key.",
-        resource_types=[INSTANCE],
-        validate=storage_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set storage_encrypted=True and kms_key_id=<stack key ARN>. An existing unencrypted "
-                          "instance must be restored from an encrypted snapshot copy.",
-        anchors=Anchors(awsguard=["rds-storage-encrypted"],
-                        compliance=["aws-rds-instance-disallow-unencrypted-storage",
-                                    "aws-rds-instance-configure-customer-managed-key"],
-                        checkov=["CKV_AWS_16"], trivy=["AVD-AWS-0080"], securityhub=["RDS.3"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-backup-retention",
-        description="RDS automated backups are kept at least 30 days.",
-        resource_types=[INSTANCE],
-        validate=backup_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set backup_retention_period to 30 (up to 35) days (config dbBackupRetentionDays).",
-        anchors=Anchors(awsguard=["rds-instance-backup-enabled"],
-                        compliance=["aws-rds-instance-enable-backup-retention",
-                                    "aws-rds-instance-configure-backup-retention"],
-                        checkov=["CKV_AWS_133"], trivy=["AVD-AWS-0077"], securityhub=["RDS.11"],
-                        checklist=["Pre-Deployment 1.2 (backups, 30 days)", "Post-Deployment 4"]),
-        config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
-                            "description": "Fewest days automated backups may be kept."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-multi-az",
-        description="RDS instances have a Multi-AZ standby.",
-        resource_types=[INSTANCE],
-        validate=multi_az,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set multi_az=True (config dbMultiAz).",
-        anchors=Anchors(awsguard=["rds-instance-multi-az-enabled"], checkov=["CKV_AWS_157"], securityhub=["RDS.5"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-deletion-protection",
-        description="RDS instances have deletion protection and take a final snapshot.",
-        resource_types=[INSTANCE],
-        validate=deletion_safeguards,
-        severity=Severity.HIGH,
-        remediation_steps="Set deletion_protection=True, skip_final_snapshot=False and a final_snapshot_identifier; "
-                          "also protect the resource in Pulumi (protect=True).",
-        anchors=Anchors(checkov=["CKV_AWS_293"], trivy=["AVD-AWS-0177"], securityhub=["RDS.8"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-engine-version",
-        description="RDS runs PostgreSQL 14 or newer.",
-        resource_types=[INSTANCE],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='postgres' and engine_version to 15 (recommended) or at least 14 (config "
-                          "dbEngineVersion); upgrade older instances with a major version upgrade.",
-        anchors=Anchors(checkov=["CKV_AWS_250"], checklist=["Pre-Deployment 1.2 (PostgreSQL 14+, recommended 15)"]),
-        config={"minMajorVersion": {"type": "integer", "minimum": 10, "default": 14,
-                                    "description": "Oldest PostgreSQL major version allowed."},
-                "engine": {"type": "string", "default": "postgres", "description": "The RDS engine SARK needs."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-ca-certificate",
-        description="RDS instances use a current certificate authority.",
-        resource_types=[INSTANCE],
-        validate=ca_certificate,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set ca_cert_identifier='rds-ca-rsa2048-g1' (or rds-ca-rsa4096-g1 / rds-ca-ecc384-g1) "
-                          "and give clients the matching CA bundle.",
-        anchors=Anchors(checkov=["CKV_AWS_211"], checklist=["Pre-Deployment 3.2 (TLS)"]),
-        config={"allowedCertificates": {"type": "array", "items": {"type": "string"},
-                                        "default": ["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"],
-                                        "description": "RDS CA identifiers accepted."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-log-exports",
-        description="RDS exports its PostgreSQL and upgrade logs to CloudWatch Logs.",
-        resource_types=[INSTANCE],
-        validate=log_exports,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set enabled_cloudwatch_logs_exports=['postgresql', 'upgrade'] and create the log groups "
-                          "/aws/rds/instance/<id>/<log> with a retention period first.",
-        anchors=Anchors(checkov=["CKV_AWS_129"], securityhub=["RDS.9", "RDS.36"],
-                        checklist=["Pre-Deployment 3.3 (log aggregation)"]),
-        config={"requiredExports": {"type": "array", "items": {"type": "string"},
-                                    "default": ["postgresql", "upgrade"],
-                                    "description": "Log types that must be exported."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-disallow-unencrypted-performance-insights",
-        description="Performance Insights data is encrypted with the stack's customer-managed key.",
-        resource_types=[INSTANCE],
-        validate=performance_insights_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set performance_insights_kms_key_id=<stack key ARN> (it can only be chosen when "
-                          "Performance Insights is first enabled).",
-        anchors=Anchors(compliance=["aws-rds-instance-disallow-unencrypted-performance-insights"],
-                        checkov=["CKV_AWS_354"], trivy=["AVD-AWS-0078"]),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-performance-insights",
-        description="RDS instances have Performance Insights on.",
-        resource_types=[INSTANCE],
-        validate=performance_insights_enabled,
-        severity=Severity.LOW,
-        remediation_steps="Set performance_insights_enabled=True with the stack key (7 days retention is free).",
-        anchors=Anchors(compliance=["aws-rds-instance-enable-performance-insights"], checkov=["CKV_AWS_353"],
-                        trivy=["AVD-AWS-0133"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-enhanced-monitoring",
-        description="RDS instances have enhanced monitoring every 60 seconds or more often.",
-        resource_types=[INSTANCE],
-        validate=enhanced_monitoring,
-        severity=Severity.LOW,
-        remediation_steps="Set monitoring_interval=60 (or less) and monitoring_role_arn to a role with "
-                          "AmazonRDSEnhancedMonitoringRole.",
-        anchors=Anchors(checkov=["CKV_AWS_118"], securityhub=["RDS.6"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config={"maxIntervalSeconds": {"type": "integer", "enum": [1, 5, 10, 15, 30, 60], "default": 60,
-                                       "description": "Longest monitoring interval allowed."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-iam-authentication",
-        description="RDS instances accept IAM database authentication.",
-        resource_types=[INSTANCE],
-        validate=iam_authentication,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set iam_database_authentication_enabled=True.",
-        anchors=Anchors(checkov=["CKV_AWS_161"], trivy=["AVD-AWS-0176"], securityhub=["RDS.10"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-auto-minor-version-upgrade",
-        description="RDS applies minor version upgrades automatically.",
-        resource_types=[INSTANCE],
-        validate=auto_minor_upgrade,
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True (and engine_version to a major version only, so "
-                          "Pulumi does not fight the upgrades).",
-        anchors=Anchors(checkov=["CKV_AWS_226"], securityhub=["RDS.13"]),
-        remediate=_set_true("autoMinorVersionUpgrade"),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-copy-tags-to-snapshot",
-        description="RDS snapshots carry the instance's tags.",
-        resource_types=[INSTANCE],
-        validate=copy_tags,
-        severity=Severity.LOW,
-        remediation_steps="Set copy_tags_to_snapshot=True.",
-        anchors=Anchors(checkov=["CKV2_AWS_60"], securityhub=["RDS.17"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        remediate=_set_true("copyTagsToSnapshot"),
-    ),
-    stack_policy(
-        name="aws-rds-instance-require-tls",
-        description="RDS PostgreSQL instances use a parameter group that forces TLS 1.2 or newer.",
-        validate=tls_required,
-        severity=Severity.HIGH,
-        remediation_steps="Create an aws.rds.ParameterGroup with family postgres<major>, parameters "
-                          "rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2, and pass its name as "
-                          "parameter_group_name.",
-        anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
-        config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
-                                  "description": "Lowest ssl_min_protocol_version allowed."}},
-    ),
-    stack_policy(
-        name="aws-rds-instance-disallow-literal-password",
-        description="RDS master passwords are generated by the stack or kept by RDS, never literals or config.",
-        validate=generated_password,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the password with random.RandomPassword and pass its result (a secret), as "
-                          "StackSecrets does, or set manage_master_user_password=True.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (default passwords changed)"]),
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -28,7 +28,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, ReportViolation, Severity, StackValidationArgs
 
-from ._base import Anchors, stack_policy
+from ._base import Anchors, policies_of, stack_rule
 from ._props import as_bool, as_int, as_list, as_map
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
@@ -64,6 +64,17 @@ def _side(args: StackValidationArgs, bucket: PolicyResource, types: Sequence[str
     return [r for r in args.resources if r.resource_type in types and _refers(r, bucket)]
 
 
+@stack_rule(
+    "aws-s3-bucket-disallow-public-access", Severity.HIGH,
+    "Every bucket blocks public ACLs and policies (all four public access block settings).",
+    fix="Add an aws.s3.BucketPublicAccessBlock for the bucket with block_public_acls, "
+        "block_public_policy, ignore_public_acls and restrict_public_buckets all True.",
+    anchors=Anchors(compliance=["aws-s3-bucket-disallow-public-read"],
+                    checkov=["CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56", "CKV2_AWS_6"],
+                    trivy=["AVD-AWS-0086", "AVD-AWS-0087", "AVD-AWS-0091", "AVD-AWS-0093", "AVD-AWS-0094"],
+                    securityhub=["S3.1", "S3.8"]),
+    needs="TODO",
+)
 def public_access_blocked(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every bucket has a public access block with all four settings on."""
     for bucket in _buckets(args):
@@ -77,6 +88,18 @@ def public_access_blocked(args: StackValidationArgs, report_violation: ReportVio
                              "must be true.", blocks[0].urn)
 
 
+@stack_rule(
+    "aws-s3-bucket-enable-server-side-encryption", Severity.HIGH,
+    "Every bucket encrypts objects at rest by default.",
+    fix="Add an aws.s3.BucketServerSideEncryptionConfiguration (AES256 for ALB access-log "
+        "buckets, which cannot use SSE-KMS; aws:kms elsewhere).",
+    anchors=Anchors(compliance=["aws-s3-bucket-enable-server-side-encryption"], checkov=["CKV_AWS_19"],
+                    trivy=["AVD-AWS-0088"]),
+    config={"allowedAlgorithms": {"type": "array", "items": {"type": "string"},
+                                  "default": ["AES256", "aws:kms", "aws:kms:dsse"],
+                                  "description": "Accepted default encryption algorithms."}},
+    needs="TODO",
+)
 def encrypted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every bucket declares default server-side encryption."""
     allowed = [str(a) for a in as_list(args.get_config().get("allowedAlgorithms"))]
@@ -118,6 +141,17 @@ def _expiration_days(rules: Sequence[Mapping[str, Any]]) -> list[int]:
     return days
 
 
+@stack_rule(
+    "aws-s3-bucket-configure-log-retention", Severity.MEDIUM,
+    "Access-log buckets keep logs for the retention period, then expire them.",
+    fix="Add an aws.s3.BucketLifecycleConfiguration rule with status 'Enabled' and "
+        "expiration.days at least the retention period (config accessLogRetentionDays).",
+    anchors=Anchors(checkov=["CKV2_AWS_61"], securityhub=["S3.13"],
+                    checklist=["Pre-Deployment 3.3 (log retention 30-90 days)"]),
+    config={"minRetentionDays": {"type": "integer", "default": 30,
+                                 "description": "Fewest days access logs must be kept."}},
+    needs="TODO",
+)
 def log_retention(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Access-log buckets keep logs at least ``minRetentionDays`` and then expire them."""
     minimum = as_int(args.get_config().get("minRetentionDays")) or 30
@@ -158,6 +192,14 @@ def _denies_plain_http(statement: Mapping[str, Any], bucket_arn: str | None) -> 
     return bucket_arn in resources and (f"{bucket_arn}/*" in resources or "*" in resources)
 
 
+@stack_rule(
+    "aws-s3-bucket-require-tls-only-policy", Severity.MEDIUM,
+    "Every bucket's policy denies requests that do not use TLS.",
+    fix="Add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource the bucket "
+        "and bucket/*, Condition Bool aws:SecureTransport 'false'.",
+    anchors=Anchors(securityhub=["S3.5"]),
+    needs="TODO",
+)
 def tls_only(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every bucket's policy denies requests not made over TLS (aws:SecureTransport false)."""
     for bucket in _buckets(args):
@@ -169,6 +211,14 @@ def tls_only(args: StackValidationArgs, report_violation: ReportViolation) -> No
                              "aws:SecureTransport is false (on the bucket and its objects).", bucket.urn)
 
 
+@stack_rule(
+    "aws-s3-bucket-enable-versioning", Severity.LOW,
+    "Buckets keep object versions.",
+    fix="Add an aws.s3.BucketVersioning with versioning_configuration status 'Enabled'.",
+    anchors=Anchors(checkov=["CKV_AWS_21"], trivy=["AVD-AWS-0090"], securityhub=["S3.14"]),
+    level=EnforcementLevel.ADVISORY,
+    needs="TODO",
+)
 def versioned(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Buckets keep object versions, so an overwrite or delete can be undone."""
     for bucket in _buckets(args):
@@ -189,6 +239,15 @@ def _public_grants(grants: Sequence[Any]) -> list[str]:
     return found
 
 
+@stack_rule(
+    "aws-s3-bucket-disallow-public-acl", Severity.CRITICAL,
+    "No bucket grants public access through a canned ACL or ACL grants.",
+    fix="Remove the public-read / public-read-write / authenticated-read ACL and AllUsers / "
+        "AuthenticatedUsers grants; set aws.s3.BucketOwnershipControls to BucketOwnerEnforced "
+        "(ACLs off).",
+    anchors=Anchors(compliance=["aws-s3-bucket-disallow-public-read"], securityhub=["S3.1", "S3.8"]),
+    needs="TODO",
+)
 def no_public_acl(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """No bucket grants access to everyone through a canned ACL or an ACL grant."""
     for bucket in _buckets(args):
@@ -216,6 +275,15 @@ def _log_targets(args: StackValidationArgs) -> list[Any]:
     return [t for t in targets if t is not None]
 
 
+@stack_rule(
+    "aws-s3-bucket-enable-access-logging", Severity.LOW,
+    "Buckets log requests to a log bucket (log destinations themselves excepted).",
+    fix="Add an aws.s3.BucketLogging with target_bucket=<the log bucket>.",
+    anchors=Anchors(awsguard=["s3-bucket-logging-enabled"], checkov=["CKV_AWS_18"], trivy=["AVD-AWS-0089"],
+                    securityhub=["S3.9"]),
+    level=EnforcementLevel.ADVISORY,
+    needs="TODO",
+)
 def access_logging(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Buckets log requests to a log bucket, except the buckets that are log destinations themselves."""
     targets = _log_targets(args)
@@ -230,80 +298,4 @@ def access_logging(args: StackValidationArgs, report_violation: ReportViolation)
                          "objects could not be audited.", bucket.urn)
 
 
-POLICIES = [
-    stack_policy(
-        name="aws-s3-bucket-disallow-public-access",
-        description="Every bucket blocks public ACLs and policies (all four public access block settings).",
-        validate=public_access_blocked,
-        severity=Severity.HIGH,
-        remediation_steps="Add an aws.s3.BucketPublicAccessBlock for the bucket with block_public_acls, "
-                          "block_public_policy, ignore_public_acls and restrict_public_buckets all True.",
-        anchors=Anchors(compliance=["aws-s3-bucket-disallow-public-read"],
-                        checkov=["CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56", "CKV2_AWS_6"],
-                        trivy=["AVD-AWS-0086", "AVD-AWS-0087", "AVD-AWS-0091", "AVD-AWS-0093", "AVD-AWS-0094"],
-                        securityhub=["S3.1", "S3.8"]),
-    ),
-    stack_policy(
-        name="aws-s3-bucket-disallow-public-acl",
-        description="No bucket grants public access through a canned ACL or ACL grants.",
-        validate=no_public_acl,
-        severity=Severity.CRITICAL,
-        remediation_steps="Remove the public-read / public-read-write / authenticated-read ACL and AllUsers / "
-                          "AuthenticatedUsers grants; set aws.s3.BucketOwnershipControls to BucketOwnerEnforced "
-                          "(ACLs off).",
-        anchors=Anchors(compliance=["aws-s3-bucket-disallow-public-read"], securityhub=["S3.1", "S3.8"]),
-    ),
-    stack_policy(
-        name="aws-s3-bucket-enable-server-side-encryption",
-        description="Every bucket encrypts objects at rest by default.",
-        validate=encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Add an aws.s3.BucketServerSideEncryptionConfiguration (AES256 for ALB access-log "
-                          "buckets, which cannot use SSE-KMS; aws:kms elsewhere).",
-        anchors=Anchors(compliance=["aws-s3-bucket-enable-server-side-encryption"], checkov=["CKV_AWS_19"],
-                        trivy=["AVD-AWS-0088"]),
-        config={"allowedAlgorithms": {"type": "array", "items": {"type": "string"},
-                                      "default": ["AES256", "aws:kms", "aws:kms:dsse"],
-                                      "description": "Accepted default encryption algorithms."}},
-    ),
-    stack_policy(
-        name="aws-s3-bucket-configure-log-retention",
-        description="Access-log buckets keep logs for the retention period, then expire them.",
-        validate=log_retention,
-        severity=Severity.MEDIUM,
-        remediation_steps="Add an aws.s3.BucketLifecycleConfiguration rule with status 'Enabled' and "
-                          "expiration.days at least the retention period (config accessLogRetentionDays).",
-        anchors=Anchors(checkov=["CKV2_AWS_61"], securityhub=["S3.13"],
-                        checklist=["Pre-Deployment 3.3 (log retention 30-90 days)"]),
-        config={"minRetentionDays": {"type": "integer", "default": 30,
-                                     "description": "Fewest days access logs must be kept."}},
-    ),
-    stack_policy(
-        name="aws-s3-bucket-require-tls-only-policy",
-        description="Every bucket's policy denies requests that do not use TLS.",
-        validate=tls_only,
-        severity=Severity.MEDIUM,
-        remediation_steps="Add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource the bucket "
-                          "and bucket/*, Condition Bool aws:SecureTransport 'false'.",
-        anchors=Anchors(securityhub=["S3.5"]),
-    ),
-    stack_policy(
-        name="aws-s3-bucket-enable-versioning",
-        description="Buckets keep object versions.",
-        validate=versioned,
-        severity=Severity.LOW,
-        remediation_steps="Add an aws.s3.BucketVersioning with versioning_configuration status 'Enabled'.",
-        anchors=Anchors(checkov=["CKV_AWS_21"], trivy=["AVD-AWS-0090"], securityhub=["S3.14"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    stack_policy(
-        name="aws-s3-bucket-enable-access-logging",
-        description="Buckets log requests to a log bucket (log destinations themselves excepted).",
-        validate=access_logging,
-        severity=Severity.LOW,
-        remediation_steps="Add an aws.s3.BucketLogging with target_bucket=<the log bucket>.",
-        anchors=Anchors(awsguard=["s3-bucket-logging-enabled"], checkov=["CKV_AWS_18"], trivy=["AVD-AWS-0089"],
-                        securityhub=["S3.9"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -28,7 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, policies_of, resource_rule, stack_rule
 from ._props import as_int, as_map
 
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
@@ -54,6 +54,23 @@ def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
         return True
 
 
+def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
+    minimum = as_int(args.get_config().get("minDays")) or 7
+    days = as_int(args.props.get("recoveryWindowInDays"))
+    if days is None or days >= minimum:
+        return None
+    args.props["recoveryWindowInDays"] = minimum
+    return args.props
+
+
+@resource_rule(
+    "aws-secretsmanager-secret-configure-customer-managed-key", [SECRET], Severity.MEDIUM,
+    "Secrets are encrypted with the stack's customer-managed KMS key.",
+    fix="Set kms_key_id=<stack key ARN>; only principals the key allows can then read the value.",
+    anchors=Anchors(compliance=["aws-secretsmanager-secret-configure-customer-managed-key"],
+                    checkov=["CKV_AWS_149"], trivy=["AVD-AWS-0098"], checklist=["Pre-Deployment 2.1"]),
+)
 def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack key, not the account-wide AWS-managed key."""
     key = _set_or_unknown(args.props, "kmsKeyId")
@@ -65,6 +82,15 @@ def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportV
                          "key.", None)
 
 
+@resource_rule(
+    "aws-secretsmanager-secret-configure-recovery-window", [SECRET], Severity.MEDIUM,
+    "Deleted secrets stay restorable for at least 7 days.",
+    fix="Set recovery_window_in_days between 7 and 30 (config secretRecoveryWindowDays); never 0.",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1"]),
+    config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 7,
+                        "description": "Shortest recovery window allowed."}},
+    remediate=lengthen_recovery_window,
+)
 def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A deleted secret stays restorable for at least ``minDays``."""
     minimum = as_int(args.get_config().get("minDays")) or 7
@@ -78,16 +104,15 @@ def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolat
         report_violation(f"recoveryWindowInDays is {days}; it must be at least {minimum} days.", None)
 
 
-def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 7
-    days = as_int(args.props.get("recoveryWindowInDays"))
-    if days is None or days >= minimum:
-        return None
-    args.props["recoveryWindowInDays"] = minimum
-    return args.props
 
-
+@resource_rule(
+    "aws-secretsmanager-secret-require-description", [SECRET], Severity.LOW,
+    "Secrets have a description of what they hold.",
+    fix="Set description to what the secret holds and whether the stack or an operator sets it.",
+    anchors=Anchors(compliance=["aws-secretsmanager-secret-missing-description"],
+                    checklist=["Pre-Deployment 2.1 (store secrets)"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def has_description(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """The secret says what it holds and who puts it in, so operators rotate and revoke the right one."""
     if not args.props.get("description"):
@@ -116,6 +141,26 @@ def _rotation_of(secret: PolicyResource, rotations: list[PolicyResource]) -> Pol
     return None
 
 
+@stack_rule(
+    "aws-secretsmanager-secret-enable-rotation", Severity.MEDIUM,
+    "Every secret rotates on the checklist's schedule: automatically, or by hand with a reminder.",
+    fix="Add an aws.secretsmanager.SecretRotation with rotation_rules.automatically_after_days "
+        "within the class's period (SECRET_KEY 180, passwords 90); for tokens issued elsewhere "
+        "tag the secret sark:rotation=manual and sark:rotation-days=<= 90 and keep the "
+        "SARK/Secrets age audit alarm (SecretRotations).",
+    anchors=Anchors(checkov=["CKV2_AWS_57", "CKV_AWS_304"], securityhub=["SecretsManager.1", "SecretsManager.4"],
+                    checklist=["Pre-Deployment 2.1 (rotation schedule)"]),
+    config={
+        "maxDays": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                    "default": DEFAULT_MAX_DAYS,
+                    "description": "Longest rotation period per sark:rotation-class."},
+        "defaultMaxDays": {"type": "integer", "minimum": 1, "default": 90,
+                           "description": "Longest rotation period of secrets without a known class."},
+        "reminderNamespace": {"type": "string", "default": "SARK/Secrets",
+                              "description": "CloudWatch namespace of the age audit alarm."},
+    },
+    needs="TODO",
+)
 def rotation_configured(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every secret rotates within its class's period, automatically or (external tokens) with a reminder."""
     config = args.get_config()
@@ -155,6 +200,15 @@ def rotation_configured(args: StackValidationArgs, report_violation: ReportViola
                              "operators when it is due.", secret.urn)
 
 
+@stack_rule(
+    "aws-secretsmanager-secret-version-require-generated-value", Severity.HIGH,
+    "Secret values come from generated values, never from literals or stack config.",
+    fix="Generate the value with random.RandomPassword; for credentials issued elsewhere create "
+        "the secret without a version and put the value in with aws secretsmanager "
+        "put-secret-value (docs/data-tier.md).",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1 (store secrets in a secrets manager)"]),
+    needs="TODO",
+)
 def generated_values(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Secret versions hold generated values only; outside credentials are put in by operators."""
     for version in (r for r in args.resources if r.resource_type == SECRET_VERSION):
@@ -168,69 +222,4 @@ def generated_values(args: StackValidationArgs, report_violation: ReportViolatio
                                  "put the value in (aws secretsmanager put-secret-value).", version.urn)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-secretsmanager-secret-configure-customer-managed-key",
-        description="Secrets are encrypted with the stack's customer-managed KMS key.",
-        resource_types=[SECRET],
-        validate=customer_managed_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_id=<stack key ARN>; only principals the key allows can then read the value.",
-        anchors=Anchors(compliance=["aws-secretsmanager-secret-configure-customer-managed-key"],
-                        checkov=["CKV_AWS_149"], trivy=["AVD-AWS-0098"], checklist=["Pre-Deployment 2.1"]),
-    ),
-    resource_policy(
-        name="aws-secretsmanager-secret-configure-recovery-window",
-        description="Deleted secrets stay restorable for at least 7 days.",
-        resource_types=[SECRET],
-        validate=recovery_window,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set recovery_window_in_days between 7 and 30 (config secretRecoveryWindowDays); never 0.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1"]),
-        config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 7,
-                            "description": "Shortest recovery window allowed."}},
-        remediate=lengthen_recovery_window,
-    ),
-    resource_policy(
-        name="aws-secretsmanager-secret-require-description",
-        description="Secrets have a description of what they hold.",
-        resource_types=[SECRET],
-        validate=has_description,
-        severity=Severity.LOW,
-        remediation_steps="Set description to what the secret holds and whether the stack or an operator sets it.",
-        anchors=Anchors(compliance=["aws-secretsmanager-secret-missing-description"],
-                        checklist=["Pre-Deployment 2.1 (store secrets)"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    stack_policy(
-        name="aws-secretsmanager-secret-enable-rotation",
-        description="Every secret rotates on the checklist's schedule: automatically, or by hand with a reminder.",
-        validate=rotation_configured,
-        severity=Severity.MEDIUM,
-        remediation_steps="Add an aws.secretsmanager.SecretRotation with rotation_rules.automatically_after_days "
-                          "within the class's period (SECRET_KEY 180, passwords 90); for tokens issued elsewhere "
-                          "tag the secret sark:rotation=manual and sark:rotation-days=<= 90 and keep the "
-                          "SARK/Secrets age audit alarm (SecretRotations).",
-        anchors=Anchors(checkov=["CKV2_AWS_57", "CKV_AWS_304"], securityhub=["SecretsManager.1", "SecretsManager.4"],
-                        checklist=["Pre-Deployment 2.1 (rotation schedule)"]),
-        config={
-            "maxDays": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                        "default": DEFAULT_MAX_DAYS,
-                        "description": "Longest rotation period per sark:rotation-class."},
-            "defaultMaxDays": {"type": "integer", "minimum": 1, "default": 90,
-                               "description": "Longest rotation period of secrets without a known class."},
-            "reminderNamespace": {"type": "string", "default": "SARK/Secrets",
-                                  "description": "CloudWatch namespace of the age audit alarm."},
-        },
-    ),
-    stack_policy(
-        name="aws-secretsmanager-secret-version-require-generated-value",
-        description="Secret values come from generated values, never from literals or stack config.",
-        validate=generated_values,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the value with random.RandomPassword; for credentials issued elsewhere create "
-                          "the secret without a version and put the value in with aws secretsmanager "
-                          "put-secret-value (docs/data-tier.md).",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1 (store secrets in a secrets manager)"]),
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, ReportViolation, Severity, StackValidationArgs
 
-from ._base import Anchors, stack_policy
+from ._base import Anchors, policies_of, stack_rule
 from ._props import as_int, as_list, as_map
 from ._security_groups import SECURITY_GROUP, Ingress, ingress_rules, role
 
@@ -51,6 +51,17 @@ def source_roles(rule: Ingress, resources: Sequence[PolicyResource]) -> list[str
     return roles
 
 
+@stack_rule(
+    "aws-ec2-security-group-configure-role-ports", Severity.HIGH,
+    "Each security group opens only the ports of its sark:role.",
+    fix="Remove the rule, or (if the role truly needs the port) add it to the rolePorts config "
+        "of this policy and to the firewall matrix in components/security_groups.py.",
+    anchors=Anchors(securityhub=["EC2.18"], checklist=["Pre-Deployment 1.1 (firewall)",
+                                                       "Post-Deployment 6 (only intended ports open)"]),
+    config={"rolePorts": {"type": "object", "default": DEFAULT_ROLE_PORTS,
+                          "description": "sark:role -> TCP ports its security group may open."}},
+    needs="TODO",
+)
 def ports_by_role(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """A security group opens only the ports its role needs."""
     allowed_by_role: Mapping[str, Any] = as_map(args.get_config().get("rolePorts"))
@@ -72,6 +83,20 @@ def ports_by_role(args: StackValidationArgs, report_violation: ReportViolation) 
                              f"only open tcp/{', '.join(str(p) for p in allowed)}.", rule.declared_by.urn)
 
 
+@stack_rule(
+    "aws-ec2-security-group-require-load-balancer-source-for-app-port", Severity.HIGH,
+    "The app port (8000) is reachable only from the load balancer's security group.",
+    fix="Open 8000 on the app group only with referenced_security_group_id = the load-balancer "
+        "group; remove CIDR sources.",
+    anchors=Anchors(checklist=["Pre-Deployment 3.2 (reverse proxy in front of :8000)"]),
+    config={
+        "appPort": {"type": "integer", "default": 8000, "description": "Port the app serves on."},
+        "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
+        "loadBalancerRole": {"type": "string", "default": "load-balancer",
+                             "description": "sark:role of the load balancer's group."},
+    },
+    needs="TODO",
+)
 def app_port_only_from_load_balancer(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """The app port admits only the load balancer's security group: no CIDR, no other group."""
     config = args.get_config()
@@ -98,6 +123,22 @@ DEFAULT_DATA_PORTS: dict[str, list[int]] = {"database": [5432], "timescale": [54
 """sark:role -> ports that only the app hosts may reach (PostgreSQL, TimescaleDB, Valkey)."""
 
 
+@stack_rule(
+    "aws-ec2-security-group-require-app-source-for-data-ports", Severity.HIGH,
+    "Database and cache ports (5432, 6379) are reachable only from the app hosts' security group.",
+    fix="Open the data port only with referenced_security_group_id = the app group; remove CIDR "
+        "sources and other groups (operators reach the databases through the app hosts or SSM).",
+    anchors=Anchors(checkov=["CKV_AWS_277"], securityhub=["EC2.19"],
+                    checklist=["Pre-Deployment 3.2 (Restrict database access)",
+                               "Pre-Deployment 1.2 (TimescaleDB)"]),
+    config={
+        "dataPorts": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                      "default": DEFAULT_DATA_PORTS,
+                      "description": "sark:role -> ports only the app hosts may reach."},
+        "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
+    },
+    needs="TODO",
+)
 def data_ports_only_from_app(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Database and cache ports admit only the app hosts' security group: no CIDR, no other group."""
     config = args.get_config()
@@ -124,6 +165,19 @@ def data_ports_only_from_app(args: StackValidationArgs, report_violation: Report
                              "security group may reach it.", rule.declared_by.urn)
 
 
+@stack_rule(
+    "aws-ec2-security-group-disallow-public-metrics-port", Severity.HIGH,
+    "The metrics port (9090) is open neither to the internet nor to the load balancer.",
+    fix="Open 9090 only to the monitoring CIDRs (config monitoringCidrs) or a monitoring security "
+        "group.",
+    anchors=Anchors(checklist=["Pre-Deployment 1.1 (metrics port internal only)", "Pre-Deployment 3.3"]),
+    config={
+        "metricsPort": {"type": "integer", "default": 9090, "description": "The app's metrics port."},
+        "loadBalancerRole": {"type": "string", "default": "load-balancer",
+                             "description": "sark:role of the load balancer's group."},
+    },
+    needs="TODO",
+)
 def metrics_port_internal(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """The metrics port is never open to the internet nor to the load balancer."""
     config = args.get_config()
@@ -142,63 +196,4 @@ def metrics_port_internal(args: StackValidationArgs, report_violation: ReportVio
                              rule.declared_by.urn)
 
 
-POLICIES = [
-    stack_policy(
-        name="aws-ec2-security-group-configure-role-ports",
-        description="Each security group opens only the ports of its sark:role.",
-        validate=ports_by_role,
-        severity=Severity.HIGH,
-        remediation_steps="Remove the rule, or (if the role truly needs the port) add it to the rolePorts config "
-                          "of this policy and to the firewall matrix in components/security_groups.py.",
-        anchors=Anchors(securityhub=["EC2.18"], checklist=["Pre-Deployment 1.1 (firewall)",
-                                                           "Post-Deployment 6 (only intended ports open)"]),
-        config={"rolePorts": {"type": "object", "default": DEFAULT_ROLE_PORTS,
-                              "description": "sark:role -> TCP ports its security group may open."}},
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-require-load-balancer-source-for-app-port",
-        description="The app port (8000) is reachable only from the load balancer's security group.",
-        validate=app_port_only_from_load_balancer,
-        severity=Severity.HIGH,
-        remediation_steps="Open 8000 on the app group only with referenced_security_group_id = the load-balancer "
-                          "group; remove CIDR sources.",
-        anchors=Anchors(checklist=["Pre-Deployment 3.2 (reverse proxy in front of :8000)"]),
-        config={
-            "appPort": {"type": "integer", "default": 8000, "description": "Port the app serves on."},
-            "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
-            "loadBalancerRole": {"type": "string", "default": "load-balancer",
-                                 "description": "sark:role of the load balancer's group."},
-        },
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-require-app-source-for-data-ports",
-        description="Database and cache ports (5432, 6379) are reachable only from the app hosts' security group.",
-        validate=data_ports_only_from_app,
-        severity=Severity.HIGH,
-        remediation_steps="Open the data port only with referenced_security_group_id = the app group; remove CIDR "
-                          "sources and other groups (operators reach the databases through the app hosts or SSM).",
-        anchors=Anchors(checkov=["CKV_AWS_277"], securityhub=["EC2.19"],
-                        checklist=["Pre-Deployment 3.2 (Restrict database access)",
-                                   "Pre-Deployment 1.2 (TimescaleDB)"]),
-        config={
-            "dataPorts": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
-                          "default": DEFAULT_DATA_PORTS,
-                          "description": "sark:role -> ports only the app hosts may reach."},
-            "appRole": {"type": "string", "default": "app", "description": "sark:role of the app hosts' group."},
-        },
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-disallow-public-metrics-port",
-        description="The metrics port (9090) is open neither to the internet nor to the load balancer.",
-        validate=metrics_port_internal,
-        severity=Severity.HIGH,
-        remediation_steps="Open 9090 only to the monitoring CIDRs (config monitoringCidrs) or a monitoring security "
-                          "group.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.1 (metrics port internal only)", "Pre-Deployment 3.3"]),
-        config={
-            "metricsPort": {"type": "integer", "default": 9090, "description": "The app's metrics port."},
-            "loadBalancerRole": {"type": "string", "default": "load-balancer",
-                                 "description": "sark:role of the load balancer's group."},
-        },
-    ),
-]
+POLICIES = policies_of(__name__)

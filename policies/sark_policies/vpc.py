@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, policies_of, resource_rule, stack_rule
 from ._props import as_bool, as_int, as_list
 from ._security_groups import ingress_rules, role
 
@@ -15,25 +15,6 @@ DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
 VPC = "aws:ec2/vpc:Vpc"
 FLOW_LOG = "aws:ec2/flowLog:FlowLog"
-
-
-def default_security_group_has_no_rules(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """The VPC's default security group must allow nothing in or out."""
-    ingress = len(as_list(args.props.get("ingress")))
-    egress = len(as_list(args.props.get("egress")))
-    if ingress or egress:
-        report_violation(
-            f"The default security group has {ingress} ingress and {egress} egress rules; it must have none.", None)
-
-
-def subnet_never_assigns_public_ips(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Subnets must not hand out public addresses on launch."""
-    if as_bool(args.props.get("mapPublicIpOnLaunch")):
-        report_violation("mapPublicIpOnLaunch is true; instances launched here would get a public IPv4 address.",
-                         None)
-    if as_bool(args.props.get("assignIpv6AddressOnCreation")):
-        report_violation("assignIpv6AddressOnCreation is true; instances launched here would be reachable over "
-                         "IPv6.", None)
 
 
 def no_public_ip_on_launch(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
@@ -46,6 +27,50 @@ def no_public_ip_on_launch(args: ResourceValidationArgs) -> Mapping[str, Any] | 
     return args.props if changed else None
 
 
+@resource_rule(
+    "aws-ec2-default-security-group-disallow-rules", [DEFAULT_SECURITY_GROUP], Severity.HIGH,
+    "The VPC's default security group allows no traffic.",
+    fix="Manage the default security group with aws.ec2.DefaultSecurityGroup and pass "
+        "ingress=[] and egress=[]; put resources in purpose-built security groups.",
+    anchors=Anchors(checkov=["CKV2_AWS_12"], trivy=["AVD-AWS-0173"], securityhub=["EC2.2"]),
+)
+def default_security_group_has_no_rules(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The VPC's default security group must allow nothing in or out."""
+    ingress = len(as_list(args.props.get("ingress")))
+    egress = len(as_list(args.props.get("egress")))
+    if ingress or egress:
+        report_violation(
+            f"The default security group has {ingress} ingress and {egress} egress rules; it must have none.", None)
+
+
+@resource_rule(
+    "aws-ec2-subnet-disallow-public-ip-on-launch", [SUBNET], Severity.HIGH,
+    "Subnets do not assign public IP addresses to instances on launch.",
+    fix="Set map_public_ip_on_launch=False (and assign_ipv6_address_on_creation=False). Hosts "
+        "stay private; the load balancer and NAT gateways get addresses explicitly.",
+    anchors=Anchors(compliance=["aws-ec2-instance-disallow-public-ip"], trivy=["AVD-AWS-0164"],
+                    securityhub=["EC2.15"], checklist=["Pre-Deployment 1.1 (private network access)"]),
+    remediate=no_public_ip_on_launch,
+)
+def subnet_never_assigns_public_ips(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Subnets must not hand out public addresses on launch."""
+    if as_bool(args.props.get("mapPublicIpOnLaunch")):
+        report_violation("mapPublicIpOnLaunch is true; instances launched here would get a public IPv4 address.",
+                         None)
+    if as_bool(args.props.get("assignIpv6AddressOnCreation")):
+        report_violation("assignIpv6AddressOnCreation is true; instances launched here would be reachable over "
+                         "IPv6.", None)
+
+
+
+@stack_rule(
+    "aws-ec2-vpc-enable-flow-logs", Severity.MEDIUM,
+    "Every VPC records all of its traffic in flow logs.",
+    fix="Add an aws.ec2.FlowLog with vpc_id=<vpc>.id and traffic_type='ALL' delivering to a "
+        "CloudWatch log group with a retention period.",
+    anchors=Anchors(checkov=["CKV2_AWS_11"], securityhub=["EC2.6"]),
+    needs="TODO",
+)
 def vpc_has_flow_logs(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every VPC the stack creates records all its traffic in flow logs."""
     flow_logs = [r for r in args.resources if r.resource_type == FLOW_LOG]
@@ -62,6 +87,25 @@ def vpc_has_flow_logs(args: StackValidationArgs, report_violation: ReportViolati
                              "rejected).", vpc.urn)
 
 
+@stack_rule(
+    "aws-ec2-security-group-disallow-public-ingress", Severity.CRITICAL,
+    "No security group accepts traffic from 0.0.0.0/0 or ::/0, except the load balancer on "
+    "its public ports.",
+    fix="Restrict the rule's source to a security group or private CIDR. Only the load "
+        "balancer's security group (tag sark:role=load-balancer) may be public, on tcp/80 "
+        "(redirect) and tcp/443.",
+    anchors=Anchors(compliance=["aws-ec2-securitygroup-disallow-public-internet-ingress"],
+                    checkov=["CKV_AWS_24", "CKV_AWS_25", "CKV_AWS_260", "CKV_AWS_277"],
+                    trivy=["AVD-AWS-0107"], securityhub=["EC2.13", "EC2.14", "EC2.18", "EC2.19"],
+                    checklist=["Pre-Deployment 1.1 (firewall)", "Pre-Deployment 3.2"]),
+    config={
+        "publicRole": {"type": "string", "default": "load-balancer",
+                       "description": "sark:role tag value of the one security group that may be public."},
+        "publicPorts": {"type": "array", "items": {"type": "integer"}, "default": [80, 443],
+                        "description": "TCP ports that group may open to the internet."},
+    },
+    needs="TODO",
+)
 def no_public_ingress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Nothing is open to 0.0.0.0/0 or ::/0 except the load balancer's public ports.
 
@@ -89,56 +133,4 @@ def no_public_ingress(args: StackValidationArgs, report_violation: ReportViolati
                              f"balancer may only be public on tcp/{ports}.", rule.declared_by.urn)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-ec2-default-security-group-disallow-rules",
-        description="The VPC's default security group allows no traffic.",
-        resource_types=[DEFAULT_SECURITY_GROUP],
-        validate=default_security_group_has_no_rules,
-        severity=Severity.HIGH,
-        remediation_steps="Manage the default security group with aws.ec2.DefaultSecurityGroup and pass "
-                          "ingress=[] and egress=[]; put resources in purpose-built security groups.",
-        anchors=Anchors(checkov=["CKV2_AWS_12"], trivy=["AVD-AWS-0173"], securityhub=["EC2.2"]),
-    ),
-    resource_policy(
-        name="aws-ec2-subnet-disallow-public-ip-on-launch",
-        description="Subnets do not assign public IP addresses to instances on launch.",
-        resource_types=[SUBNET],
-        validate=subnet_never_assigns_public_ips,
-        severity=Severity.HIGH,
-        remediation_steps="Set map_public_ip_on_launch=False (and assign_ipv6_address_on_creation=False). Hosts "
-                          "stay private; the load balancer and NAT gateways get addresses explicitly.",
-        anchors=Anchors(compliance=["aws-ec2-instance-disallow-public-ip"], trivy=["AVD-AWS-0164"],
-                        securityhub=["EC2.15"], checklist=["Pre-Deployment 1.1 (private network access)"]),
-        remediate=no_public_ip_on_launch,
-    ),
-    stack_policy(
-        name="aws-ec2-vpc-enable-flow-logs",
-        description="Every VPC records all of its traffic in flow logs.",
-        validate=vpc_has_flow_logs,
-        severity=Severity.MEDIUM,
-        remediation_steps="Add an aws.ec2.FlowLog with vpc_id=<vpc>.id and traffic_type='ALL' delivering to a "
-                          "CloudWatch log group with a retention period.",
-        anchors=Anchors(checkov=["CKV2_AWS_11"], securityhub=["EC2.6"]),
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-disallow-public-ingress",
-        description="No security group accepts traffic from 0.0.0.0/0 or ::/0, except the load balancer on "
-                    "its public ports.",
-        validate=no_public_ingress,
-        severity=Severity.CRITICAL,
-        remediation_steps="Restrict the rule's source to a security group or private CIDR. Only the load "
-                          "balancer's security group (tag sark:role=load-balancer) may be public, on tcp/80 "
-                          "(redirect) and tcp/443.",
-        anchors=Anchors(compliance=["aws-ec2-securitygroup-disallow-public-internet-ingress"],
-                        checkov=["CKV_AWS_24", "CKV_AWS_25", "CKV_AWS_260", "CKV_AWS_277"],
-                        trivy=["AVD-AWS-0107"], securityhub=["EC2.13", "EC2.14", "EC2.18", "EC2.19"],
-                        checklist=["Pre-Deployment 1.1 (firewall)", "Pre-Deployment 3.2"]),
-        config={
-            "publicRole": {"type": "string", "default": "load-balancer",
-                           "description": "sark:role tag value of the one security group that may be public."},
-            "publicPorts": {"type": "array", "items": {"type": "integer"}, "default": [80, 443],
-                            "description": "TCP ports that group may open to the internet."},
-        },
-    ),
-]
+POLICIES = policies_of(__name__)
