@@ -29,7 +29,7 @@ _SECRET_REFERENCE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:")
 
 
 def _expected(config: Mapping[str, Any]) -> dict[str, str]:
-    return {"DEBUG": "false", "ENVIRONMENT": str(config.get("environment", "production")), "VERIFY_SSL": "true"}
+    return {"DEBUG": "false", "ENVIRONMENT": str(config["environment"]), "VERIFY_SSL": "true"}
 
 
 def setting_problems(name: str, value: str, config: Mapping[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, policies_of, resource_rule, stack_rule
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
 from ._props import as_bool, as_int, as_list, as_map
 
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -175,9 +175,8 @@ def alarm_has_ok_actions(args: ResourceValidationArgs, report_violation: ReportV
 )
 def log_group_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Log groups keep logs for a bounded period within the configured range."""
-    config = args.get_config()
-    minimum = as_int(config.get("minRetentionDays")) or 30
-    maximum = as_int(config.get("maxRetentionDays")) or 3653
+    config = settings(args)
+    minimum, maximum = config.int("minRetentionDays"), config.int("maxRetentionDays")
     days = as_int(args.props.get("retentionInDays")) or 0
     if days == 0:
         report_violation(f"retentionInDays is not set, so logs never expire; set {minimum} to {maximum} days.", None)
@@ -355,13 +354,13 @@ def _describe(subject: _Subject) -> str:
         "timescaleRole": {"type": "string", "default": "timescale",
                           "description": "sark:role tag value of the TimescaleDB host instance."},
     },
-    needs="TODO",
+    needs="the alarms whose dimensions came from each monitored resource (property dependencies)",
 )
 def required_alarms(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Each monitored resource has an alarm on each required metric, attached by dimension."""
-    config = args.get_config()
-    required: Mapping[str, Any] = config.get("requiredAlarms") or {}
-    timescale_role = str(config.get("timescaleRole") or "timescale")
+    config = settings(args)
+    required: Mapping[str, Any] = config.map("requiredAlarms")
+    timescale_role = config.text("timescaleRole")
     alarms = _alarms(args.resources)
     subjects = list(_subjects(args.resources, timescale_role))
 

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, policies_of, resource_rule, stack_rule
-from ._props import as_bool, as_int, as_list, as_map, first
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._props import UNKNOWN, as_bool, as_int, as_list, as_map, first, known, known_items
 
 VOLUME = "aws:ebs/volume:Volume"
 ENCRYPTION_BY_DEFAULT = "aws:ebs/encryptionByDefault:EncryptionByDefault"
@@ -36,13 +35,6 @@ AWS_MANAGED_KEY = "alias/aws/ebs"
 _DAYS = {"DAYS": 1, "WEEKS": 7, "MONTHS": 30, "YEARS": 365}
 _RATE = re.compile(r"^rate\((\d+) (minutes?|hours?|days?)\)$")
 
-
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
 
 
 def runs_daily(schedule: str) -> bool:
@@ -102,7 +94,7 @@ def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportVi
     """Encrypted volumes use the stack's customer-managed key."""
     if as_bool(args.props.get("encrypted")) is not True:
         return
-    key = _set_or_unknown(args.props, "kmsKeyId")
+    key = known(args.props, "kmsKeyId")
     if not key:
         report_violation("kmsKeyId is not set; the volume would use the AWS-managed aws/ebs key, not the stack's "
                          "customer-managed key.", None)
@@ -137,7 +129,7 @@ def default_encryption_enabled(args: ResourceValidationArgs, report_violation: R
 )
 def backup_plan_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every rule runs at least daily and keeps recovery points at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     rules = as_list(args.props.get("rules"))
     if not rules:
         report_violation("The backup plan has no rules; nothing would be backed up.", None)
@@ -161,7 +153,7 @@ def backup_plan_retention(args: ResourceValidationArgs, report_violation: Report
 )
 def backup_vault_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Backup vaults are encrypted with the stack's customer-managed key."""
-    if not _set_or_unknown(args.props, "kmsKeyArn"):
+    if not known(args.props, "kmsKeyArn"):
         report_violation("kmsKeyArn is not set; recovery points would be encrypted with the AWS-managed backup "
                          "key, not the stack's customer-managed key.", None)
 
@@ -190,7 +182,7 @@ def _dlm_retention_days(schedule: Mapping[str, Any]) -> float | None:
 )
 def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every schedule keeps snapshots at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     details = first(args.props.get("policyDetails"))
     for schedule in (as_map(s) for s in as_list(details.get("schedules"))):
         name = schedule.get("name") or "unnamed"
@@ -210,9 +202,11 @@ def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolatio
 def _selected(volume: PolicyResource, selection: PolicyResource) -> bool:
     if volume in selection.property_dependencies.get("resources", []):
         return True
-    arn = volume.props.get("arn")
-    for resource in (str(r) for r in as_list(selection.props.get("resources"))):
-        if resource == arn or resource in ("*", "arn:aws:ec2:*:*:volume/*"):
+    arn = known(volume.props, "arn")
+    for resource in known_items(known(selection.props, "resources")):
+        # An ARN computed from another resource (unknown in a first preview) is not this volume's:
+        # this volume's would be in the property dependencies above.
+        if resource is not UNKNOWN and (resource == arn or resource in ("*", "arn:aws:ec2:*:*:volume/*")):
             return True
     tags = as_map(volume.props.get("tags"))
     return any(as_map(t).get("type") == "STRINGEQUALS" and tags.get(as_map(t).get("key")) == as_map(t).get("value")
@@ -235,7 +229,8 @@ def _targeted(volume: PolicyResource, policy: PolicyResource) -> bool:
         "or tag it for an enabled DLM policy.",
     anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
                     checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
-    needs="TODO",
+    needs="the backup selections whose resources came from the volume (property dependency) or DLM target tags",
+    covered_by=["aws-backup-plan-configure-retention", "aws-dlm-lifecycle-policy-configure-retention"],
 )
 def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every standalone EBS volume is in an AWS Backup selection or a DLM policy."""

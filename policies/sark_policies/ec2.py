@@ -36,7 +36,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import ADVISORY, MANDATORY, Anchors, Remediation, ResourceRule, policies_of, resource_rule
+from ._base import ADVISORY, MANDATORY, Anchors, Remediation, ResourceRule, policies_of, resource_rule, settings
 from ._props import as_bool, as_int, as_list, as_map, plain_items
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -147,7 +147,7 @@ def require_imdsv2(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     options = as_map(props.get("metadataOptions"))
     if options.get("httpEndpoint") == "disabled":
         return None
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    max_hops = settings(args).int("maxHopLimit")
     hops = as_int(options.get("httpPutResponseHopLimit"))
     wanted = {"httpTokens": "required", "httpPutResponseHopLimit": max_hops if hops is None else min(hops, max_hops)}
     if all(options.get(key) == value for key, value in wanted.items()):
@@ -170,7 +170,7 @@ def require_imdsv2(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
 def imdsv2_required(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """IMDSv2 only (session tokens required), with a hop limit that keeps containers away from the role."""
     options = as_map(args.props.get("metadataOptions"))
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    max_hops = settings(args).int("maxHopLimit")
     if options.get("httpEndpoint") == "disabled":
         return
     if options.get("httpTokens") != "required":
@@ -328,7 +328,7 @@ def metadata_defaults_imdsv2(args: ResourceValidationArgs, report_violation: Rep
     if tokens != "required":
         shown = tokens or "not set (no-preference: each AMI decides)"
         report_violation(f"httpTokens is {shown}; account defaults must be 'required' (IMDSv2 only).", None)
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    max_hops = settings(args).int("maxHopLimit")
     hops = as_int(props.get("httpPutResponseHopLimit"))
     if hops is not None and hops > max_hops:
         report_violation(f"httpPutResponseHopLimit is {hops}; it must be at most {max_hops}.", None)
@@ -344,7 +344,7 @@ def metadata_defaults_imdsv2(args: ResourceValidationArgs, report_violation: Rep
 )
 def termination_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Database hosts cannot be terminated through the API by accident."""
-    roles = [str(r) for r in as_list(args.get_config().get("roles"))]
+    roles = settings(args).strings("roles")
     role = as_map(args.props.get("tags")).get(ROLE_TAG)
     if role in roles and as_bool(args.props.get("disableApiTermination")) is not True:
         report_violation(f"Instance tagged {ROLE_TAG}={role} has disableApiTermination unset or false; it must be "

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, ResourceRule, policies_of, resource_rule, stack_rule
-from ._props import as_bool, as_int, as_list, as_map
+from ._base import Anchors, ResourceRule, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked, undecided
+from ._props import as_bool, as_int, as_list, as_map, known
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CLUSTER = "aws:elasticache/cluster:Cluster"
@@ -36,13 +36,6 @@ PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a type token)
 ENGINES = ("valkey", "redis")
 
-
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
 
 
 def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
@@ -78,7 +71,7 @@ def at_rest_encryption(args: ResourceValidationArgs, report_violation: ReportVio
     if as_bool(args.props.get("atRestEncryptionEnabled")) is not True:
         report_violation("atRestEncryptionEnabled is not true; cached data and snapshots would be stored "
                          "unencrypted.", None)
-    elif not _set_or_unknown(args.props, "kmsKeyId"):
+    elif not known(args.props, "kmsKeyId"):
         report_violation("kmsKeyId is not set; data at rest would use the AWS-managed key, not the stack's "
                          "customer-managed key.", None)
 
@@ -111,8 +104,8 @@ def transit_encryption(args: ResourceValidationArgs, report_violation: ReportVio
 )
 def authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Clients must authenticate (AUTH token or RBAC user groups)."""
-    token = _set_or_unknown(args.props, "authToken")
-    groups = _set_or_unknown(args.props, "userGroupIds")
+    token = known(args.props, "authToken")
+    groups = known(args.props, "userGroupIds")
     if not token and not (groups is True or as_list(groups)):
         report_violation("Neither authToken nor userGroupIds is set; any host that can reach port 6379 could "
                          "read and write the cache.", None)
@@ -149,7 +142,7 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         report_violation("automaticFailoverEnabled is not true; losing the primary would stop the cache.", None)
     if as_bool(props.get("multiAzEnabled")) is not True:
         report_violation("multiAzEnabled is not true; primary and replicas may share one availability zone.", None)
-    minimum = as_int(args.get_config().get("minNodes")) or 2
+    minimum = settings(args).int("minNodes")
     nodes = as_int(props.get("numCacheClusters"))
     replicas = as_int(props.get("replicasPerNodeGroup"))
     if nodes is not None and nodes < minimum:
@@ -168,7 +161,7 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 )
 def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Placed in the stack's data subnets, not the default subnet group."""
-    group = _set_or_unknown(args.props, "subnetGroupName")
+    group = known(args.props, "subnetGroupName")
     if not group:
         report_violation("subnetGroupName is not set; the cache would land in the default subnet group of the "
                          "default VPC.", None)
@@ -193,9 +186,8 @@ def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportVi
 )
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """An allowed engine (Valkey or Redis), ``minMajorVersion`` (7) or newer."""
-    config = args.get_config()
-    minimum = as_int(config.get("minMajorVersion")) or 7
-    engines = [str(e) for e in as_list(config.get("allowedEngines"))]
+    config = settings(args)
+    minimum, engines = config.int("minMajorVersion"), config.strings("allowedEngines")
     # A replication group's engine defaults to redis; a cluster or serverless cache must name one.
     engine = args.props.get("engine") or ("redis" if args.resource_type == REPLICATION_GROUP else None)
     if engine not in engines:
@@ -265,14 +257,14 @@ def no_standalone_redis(args: ResourceValidationArgs, report_violation: ReportVi
 )
 def serverless_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack's customer-managed key rather than an AWS-owned one."""
-    if not _set_or_unknown(args.props, "kmsKeyId"):
+    if not known(args.props, "kmsKeyId"):
         report_violation("kmsKeyId is not set; data at rest would use an AWS-owned key, not the stack's "
                          "customer-managed key.", None)
 
 
 def retention_days(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Daily snapshots kept at least ``minDays`` (checklist: 30); shared by groups and serverless caches."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("snapshotRetentionLimit"))
     if not days:
         report_violation(f"snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least "
@@ -281,58 +273,69 @@ def retention_days(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
 
 
-@stack_rule(
-    "aws-elasticache-replication-group-configure-maxmemory-policy", Severity.MEDIUM,
-    "ElastiCache replication groups evict with maxmemory-policy allkeys-lru.",
-    fix="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with "
-        "maxmemory-policy=allkeys-lru and pass its name as parameter_group_name.",
+def _parameters(props: Any) -> dict[str, str]:
+    return {str(as_map(p).get("name")): str(as_map(p).get("value")) for p in as_list(props.get("parameters"))}
+
+
+@resource_rule(
+    "aws-elasticache-parameter-group-configure-maxmemory-policy", [PARAMETER_GROUP], Severity.MEDIUM,
+    "Valkey/Redis parameter groups evict with maxmemory-policy allkeys-lru.",
+    fix="Set the parameter maxmemory-policy=allkeys-lru (noeviction makes writes fail once memory is full; the "
+        "default volatile-lru evicts nothing without TTLs).",
     anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
     level=EnforcementLevel.ADVISORY,
     config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
                                 "description": "Eviction policy the parameter group must set."}},
-    needs="TODO",
 )
-def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every replication group's parameter group evicts with the configured policy (allkeys-lru)."""
-    wanted = str(args.get_config().get("maxmemoryPolicy") or "allkeys-lru")
+def maxmemory_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A ``valkey*``/``redis*`` parameter group sets the configured eviction policy."""
+    if not str(args.props.get("family") or "").startswith(ENGINES):
+        return
+    wanted = settings(args).text("maxmemoryPolicy")
+    value = _parameters(args.props).get("maxmemory-policy")
+    if value != wanted:
+        report_violation(f"maxmemory-policy is {value or 'not set (default volatile-lru)'}; it must be {wanted}.",
+                         None)
+
+
+@stack_rule(
+    "aws-elasticache-replication-group-configure-maxmemory-policy", Severity.MEDIUM,
+    "ElastiCache replication groups use a parameter group of this stack (which sets maxmemory-policy).",
+    fix="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with maxmemory-policy=allkeys-lru and "
+        "pass its name as parameter_group_name.",
+    needs="the parameter group a replication group uses (parameterGroupName, by property dependency)",
+    covered_by=["aws-elasticache-parameter-group-configure-maxmemory-policy"],
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
+    level=EnforcementLevel.ADVISORY,
+)
+def uses_stack_parameter_group(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every replication group uses a parameter group the stack defines (default eviction is volatile-lru)."""
     groups = [r for r in args.resources if r.resource_type == PARAMETER_GROUP]
     for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
-        linked = next((d for d in cache.property_dependencies.get("parameterGroupName", [])
-                       if d.resource_type == PARAMETER_GROUP), None)
-        name = cache.props.get("parameterGroupName")
-        linked = linked or next((g for g in groups if name is not None and g.props.get("name") == name), None)
-        if linked is None:
-            report_violation(f"Replication group '{cache.name}' uses {name or 'the default parameter group'}, which "
-                             f"this stack does not define (default eviction is volatile-lru, not {wanted}).",
-                             cache.urn)
+        if undecided(cache, "parameterGroupName") or linked(cache, "parameterGroupName", groups, ("name",)):
             continue
-        params = {str(as_map(p).get("name")): str(as_map(p).get("value"))
-                  for p in as_list(linked.props.get("parameters"))}
-        value = params.get("maxmemory-policy")
-        if value != wanted:
-            report_violation(f"Parameter group '{linked.name}' of replication group '{cache.name}' sets "
-                             f"maxmemory-policy to {value or 'nothing (default volatile-lru)'}; it must be {wanted}.",
-                             cache.urn)
+        name = known(cache.props, "parameterGroupName")
+        report_violation(f"Replication group '{cache.name}' uses {name or 'the default parameter group'}, which this "
+                         "stack does not define (default eviction is volatile-lru).", cache.urn)
 
 
 @stack_rule(
     "aws-elasticache-replication-group-disallow-literal-auth-token", Severity.HIGH,
     "ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
-    fix="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
-        "characters) and pass its result, as StackSecrets does.",
+    fix="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 characters) and pass "
+        "its result, as StackSecrets does.",
+    needs="where the token came from (the property dependency of authToken on a random.RandomPassword)",
     anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
-    needs="TODO",
 )
 def generated_auth_token(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """An AUTH token is generated by the stack, never a literal or a config value."""
+    """An AUTH token is generated by the stack, never a literal or a config value (only its source is read)."""
     for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
-        if cache.props.get("authToken") is None:
+        if known(cache.props, "authToken") is None:
             continue
         sources = [d.resource_type for d in cache.property_dependencies.get("authToken", [])]
         if RANDOM_PASSWORD not in sources:
             report_violation(f"Replication group '{cache.name}' gets its AUTH token from a literal or from stack "
                              "config, not from a generated value (random.RandomPassword).", cache.urn)
-
 
 
 resource_rule(

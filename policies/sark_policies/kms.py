@@ -13,7 +13,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, policies_of, resource_rule
+from ._base import Anchors, policies_of, resource_rule, settings
 from ._props import as_bool, as_int
 
 KEY = "aws:kms/key:Key"
@@ -25,7 +25,7 @@ def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     props = args.props
     if (props.get("customerMasterKeySpec") or props.get("keySpec") or SYMMETRIC) != SYMMETRIC:
         return None
-    maximum = as_int(args.get_config().get("maxRotationDays")) or 365
+    maximum = settings(args).int("maxRotationDays")
     period = as_int(props.get("rotationPeriodInDays"))
     if as_bool(props.get("enableKeyRotation")) is True and (period is None or period <= maximum):
         return None
@@ -36,7 +36,7 @@ def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
 
 def lengthen_deletion_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: raise a too-short deletion window to ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("deletionWindowInDays"))
     if days is None or days >= minimum:
         return None
@@ -62,7 +62,7 @@ def key_rotation(args: ResourceValidationArgs, report_violation: ReportViolation
     if as_bool(args.props.get("enableKeyRotation")) is not True:
         report_violation("enableKeyRotation is not true; the key material would never change.", None)
         return
-    maximum = as_int(args.get_config().get("maxRotationDays")) or 365
+    maximum = settings(args).int("maxRotationDays")
     period = as_int(args.props.get("rotationPeriodInDays"))
     if period is not None and period > maximum:
         report_violation(f"rotationPeriodInDays is {period}; it must be at most {maximum}.", None)
@@ -95,7 +95,7 @@ def no_lockout_bypass(args: ResourceValidationArgs, report_violation: ReportViol
 )
 def deletion_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A scheduled deletion can be cancelled for at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("deletionWindowInDays"))
     if days is not None and days < minimum:
         report_violation(f"deletionWindowInDays is {days}; it must be at least {minimum} days, so a mistaken "

@@ -32,7 +32,8 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from ._base import Anchors, policies_of, resource_rule, stack_rule
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._graph import refers, undecided
 from ._props import as_bool, as_int, as_list, as_map
 
 LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
@@ -103,7 +104,7 @@ def https_listener_secure_tls(args: ResourceValidationArgs, report_violation: Re
     """HTTPS listeners use an allowed TLS 1.2/1.3 policy and a certificate."""
     if not _is_https(args.props):
         return
-    allowed = [str(p) for p in as_list(args.get_config().get("allowedPolicies"))]
+    allowed = settings(args).strings("allowedPolicies")
     policy = args.props.get("sslPolicy")
     if policy not in allowed:
         report_violation(f"sslPolicy is {policy or 'not set (AWS picks its default)'}; it must be one of "
@@ -165,7 +166,7 @@ def https_listener_hsts(args: ResourceValidationArgs, report_violation: ReportVi
     """HTTPS responses carry Strict-Transport-Security with a long enough max-age."""
     if not _is_https(args.props):
         return
-    minimum = as_int(args.get_config().get("minMaxAgeSeconds")) or 31536000
+    minimum = settings(args).int("minMaxAgeSeconds")
     header = args.props.get("routingHttpResponseStrictTransportSecurityHeaderValue")
     match = _MAX_AGE.search(header) if isinstance(header, str) else None
     if match is None:
@@ -207,7 +208,7 @@ def https_listener_security_headers(args: ResourceValidationArgs, report_violati
         return
     if args.props.get("routingHttpResponseXContentTypeOptionsHeaderValue") != "nosniff":
         report_violation("routingHttpResponseXContentTypeOptionsHeaderValue is not 'nosniff'.", None)
-    allowed = [str(v) for v in as_list(args.get_config().get("allowedFrameOptions"))]
+    allowed = settings(args).strings("allowedFrameOptions")
     if args.props.get("routingHttpResponseXFrameOptionsHeaderValue") not in allowed:
         report_violation(f"routingHttpResponseXFrameOptionsHeaderValue is not {' or '.join(allowed)}.", None)
 
@@ -253,7 +254,7 @@ def deletion_protection(args: ResourceValidationArgs, report_violation: ReportVi
 def desync_mitigation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """HTTP desync mitigation is defensive or strictest (AWS's default, when unset, is defensive)."""
     mode = args.props.get("desyncMitigationMode")
-    allowed = [str(m) for m in as_list(args.get_config().get("allowedModes"))]
+    allowed = settings(args).strings("allowedModes")
     if _is_application(args.props) and mode is not None and mode not in allowed:
         shown = " or ".join(repr(m) for m in allowed)
         report_violation(f"desyncMitigationMode is {mode!r}; it must be {shown}.", None)
@@ -300,24 +301,24 @@ def target_group_health_check(args: ResourceValidationArgs, report_violation: Re
     """HTTP target groups check the app's health endpoint as the checklist specifies (Deployment 1.2)."""
     if args.props.get("targetType") == "lambda" or args.props.get("protocol") not in (None, "HTTP", "HTTPS"):
         return
-    config = args.get_config()
+    config = settings(args)
     check = as_map(args.props.get("healthCheck"))
     if as_bool(check.get("enabled")) is False:
         report_violation("healthCheck.enabled is false.", None)
         return
-    path = config.get("path", "/health")
+    path = config.text("path")
     if check.get("path") != path:
         report_violation(f"healthCheck.path is {check.get('path') or 'not set (AWS default /)'}; it must be {path}.",
                          None)
     for key, limit_key, default in (("interval", "maxIntervalSeconds", 30),
                                     ("unhealthyThreshold", "maxUnhealthyThreshold", 2),
                                     ("healthyThreshold", "maxHealthyThreshold", 5)):
-        limit = as_int(config.get(limit_key))
+        limit = config.int(limit_key)
         value = as_int(check.get(key))
         if limit is not None and (value if value is not None else default) > limit:
             shown = value if value is not None else f"not set (AWS default {default})"
             report_violation(f"healthCheck.{key} is {shown}; it must be at most {limit}.", None)
-    matcher = str(config.get("matcher", "200"))
+    matcher = config.text("matcher")
     if check.get("matcher") != matcher:
         report_violation(f"healthCheck.matcher is {check.get('matcher') or 'not set'}; it must be {matcher}.", None)
 
@@ -332,7 +333,7 @@ def target_group_health_check(args: ResourceValidationArgs, report_violation: Re
 )
 def metrics_port_not_published(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """No target group or listener on the Prometheus port: metrics stay inside the VPC."""
-    port = as_int(args.get_config().get("metricsPort")) or 9090
+    port = settings(args).int("metricsPort")
     if as_int(args.props.get("port")) == port:
         kind = "target group" if args.resource_type in TARGET_GROUPS else "listener"
         report_violation(f"The {kind} uses port {port}, the metrics port; metrics must not be reachable through "
@@ -358,10 +359,7 @@ def _forwards(actions: Sequence[Any]) -> bool:
 
 
 def _belongs_to(rule: PolicyResource, listener: PolicyResource) -> bool:
-    if listener in rule.property_dependencies.get("listenerArn", []):
-        return True
-    arn = rule.props.get("listenerArn")
-    return arn is not None and arn in (listener.props.get("arn"), listener.props.get("id"))
+    return refers(rule, "listenerArn", listener, ("arn", "id"))
 
 
 @stack_rule(
@@ -371,7 +369,8 @@ def _belongs_to(rule: PolicyResource, listener: PolicyResource) -> bool:
         "/metrics/* with a fixed-response 404 action.",
     anchors=Anchors(checklist=["Pre-Deployment 3.3 (metrics internal only)"]),
     config={"metricsPath": {"type": "string", "default": "/metrics", "description": "The app's metrics path."}},
-    needs="TODO",
+    needs="the listener rules whose listenerArn came from each listener (property dependency), by priority",
+    covered_by=["aws-lb-targetgroup-disallow-metrics-port"],
 )
 def metrics_path_not_forwarded(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """A request for /metrics through any listener ends in a fixed response or redirect, never at the hosts.
@@ -379,8 +378,10 @@ def metrics_path_not_forwarded(args: StackValidationArgs, report_violation: Repo
     Rules are evaluated the way the load balancer does, by priority; the first one a
     ``/metrics`` request can match decides, else the listener's default action.
     """
-    path = str(args.get_config().get("metricsPath", "/metrics"))
+    path = settings(args).text("metricsPath")
     rules = [r for r in args.resources if r.resource_type in LISTENER_RULES]
+    if any(undecided(r, "listenerArn") for r in rules):
+        return  # a rule that cannot be placed yet could be the one that decides
     for listener in (r for r in args.resources if r.resource_type in LISTENERS):
         own = sorted((r for r in rules if _belongs_to(r, listener)),
                      key=lambda r: as_int(r.props.get("priority")) or 50000)
@@ -401,9 +402,9 @@ def metrics_path_not_forwarded(args: StackValidationArgs, report_violation: Repo
     fix="Set wafEnabled: true (a WAF v2 web ACL with AWS managed rule groups, associated with the "
         "load balancer). Advisory: the checklist does not require a WAF; SARK's production stack "
         "has one.",
+    needs="the WAF associations whose resourceArn came from the load balancer (property dependency)",
     anchors=Anchors(checkov=["CKV2_AWS_28"], securityhub=["ELB.16"]),
     level=EnforcementLevel.ADVISORY,
-    needs="TODO",
 )
 def waf_attached(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Internet-facing application load balancers have a WAF web ACL."""
@@ -411,9 +412,9 @@ def waf_attached(args: StackValidationArgs, report_violation: ReportViolation) -
     for lb in (r for r in args.resources if r.resource_type in LOAD_BALANCERS):
         if as_bool(lb.props.get("internal")) or not _is_application(lb.props):
             continue
-        if not any(lb in a.property_dependencies.get("resourceArn", [])
-                   or (a.props.get("resourceArn") is not None and a.props.get("resourceArn") == lb.props.get("arn"))
-                   for a in associations):
+        if any(undecided(a, "resourceArn") for a in associations):
+            return
+        if not any(refers(a, "resourceArn", lb, ("arn",)) for a in associations):
             report_violation(f"Load balancer '{lb.name}' is internet-facing without a WAF web ACL.", lb.urn)
 
 

@@ -16,21 +16,20 @@ and fails.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
-    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     Severity,
     StackValidationArgs,
 )
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, Remediation, policies_of, resource_rule, stack_rule
-from ._props import as_bool, as_int, as_list, as_map
+from ._base import Anchors, Remediation, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked, undecided
+from ._props import as_bool, as_int, as_list, as_map, known
 
 INSTANCE = "aws:rds/instance:Instance"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -39,13 +38,6 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a 
 AWS_MANAGED_KEY = "alias/aws/rds"
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
-
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
 
 
 def engine_major(version: Any) -> int | None:
@@ -114,7 +106,7 @@ def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation("storageEncrypted is not true; data, backups and snapshots would be stored unencrypted.",
                          None)
         return
-    key = _set_or_unknown(args.props, "kmsKeyId")
+    key = known(args.props, "kmsKeyId")
     if not key:
         report_violation("kmsKeyId is not set; storage would use the AWS-managed key, not the stack's "
                          "customer-managed key.", None)
@@ -136,7 +128,7 @@ def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViol
 )
 def backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Automated backups kept at least ``minDays`` (checklist: 30)."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("backupRetentionPeriod"))
     if days is None:
         report_violation(f"backupRetentionPeriod is not set (RDS keeps 1 day); it must be at least {minimum} days.",
@@ -176,7 +168,7 @@ def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportVi
         state = "true" if skip else "not set (the provider's default is true)"
         report_violation(f"skipFinalSnapshot is {state}; deleting the instance would leave no final snapshot.",
                          None)
-    elif not _set_or_unknown(props, "finalSnapshotIdentifier"):
+    elif not known(props, "finalSnapshotIdentifier"):
         report_violation("finalSnapshotIdentifier is not set; RDS cannot take the final snapshot without a name.",
                          None)
 
@@ -193,9 +185,8 @@ def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportVi
 )
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL, ``minMajorVersion`` (14) or newer."""
-    config = args.get_config()
-    minimum = as_int(config.get("minMajorVersion")) or 14
-    wanted = str(config.get("engine") or "postgres")
+    config = settings(args)
+    minimum, wanted = config.int("minMajorVersion"), config.text("engine")
     engine = args.props.get("engine")
     if engine != wanted:
         report_violation(f"engine is {engine or 'not set'}; it must be {wanted}.", None)
@@ -222,7 +213,7 @@ def engine_version(args: ResourceValidationArgs, report_violation: ReportViolati
 )
 def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A current RDS certificate authority."""
-    allowed = [str(c) for c in as_list(args.get_config().get("allowedCertificates"))]
+    allowed = settings(args).strings("allowedCertificates")
     ca = args.props.get("caCertIdentifier")
     if ca is None:
         report_violation(f"caCertIdentifier is not set; choose one of {', '.join(allowed)} so the server "
@@ -244,7 +235,7 @@ def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolati
 )
 def log_exports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL and upgrade logs exported to CloudWatch Logs."""
-    required = [str(e) for e in as_list(args.get_config().get("requiredExports"))]
+    required = settings(args).strings("requiredExports")
     exported = {str(e) for e in as_list(args.props.get("enabledCloudwatchLogsExports"))}
     missing = [e for e in required if e not in exported]
     if missing:
@@ -264,7 +255,7 @@ def performance_insights_encrypted(args: ResourceValidationArgs, report_violatio
     """Performance Insights (which holds query text) encrypted with the stack key."""
     if as_bool(args.props.get("performanceInsightsEnabled")) is not True:
         return
-    key = _set_or_unknown(args.props, "performanceInsightsKmsKeyId")
+    key = known(args.props, "performanceInsightsKmsKeyId")
     if not key:
         report_violation("performanceInsightsKmsKeyId is not set; Performance Insights data (query text) would "
                          "use the AWS-managed key, not the stack's customer-managed key.", None)
@@ -296,13 +287,13 @@ def performance_insights_enabled(args: ResourceValidationArgs, report_violation:
 )
 def enhanced_monitoring(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Enhanced monitoring at least every ``maxIntervalSeconds``."""
-    maximum = as_int(args.get_config().get("maxIntervalSeconds")) or 60
+    maximum = settings(args).int("maxIntervalSeconds")
     interval = as_int(args.props.get("monitoringInterval")) or 0
     if interval <= 0:
         report_violation("monitoringInterval is 0 or not set; enhanced monitoring (OS metrics) is off.", None)
     elif interval > maximum:
         report_violation(f"monitoringInterval is {interval} s; it must be at most {maximum} s.", None)
-    elif not _set_or_unknown(args.props, "monitoringRoleArn"):
+    elif not known(args.props, "monitoringRoleArn"):
         report_violation("monitoringRoleArn is not set; enhanced monitoring needs a role to publish with.", None)
 
 
@@ -354,57 +345,63 @@ def copy_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -
 # Stack rules
 # --------------------------------------------------------------------------------------
 
-def _linked(resource: PolicyResource, key: str, kind: str, candidates: Sequence[PolicyResource],
-            match_key: str) -> PolicyResource | None:
-    """The resource of ``kind`` that ``resource.props[key]`` came from (by dependency, else by value)."""
-    for dependency in resource.property_dependencies.get(key, []):
-        if dependency.resource_type == kind:
-            return dependency
-    value = resource.props.get(key)
-    return next((c for c in candidates if value is not None and c.props.get(match_key) == value), None)
+def parameters_of(props: Any) -> dict[str, str]:
+    """A parameter group's ``{name: value}`` (values as strings: "1" and 1 alike)."""
+    found = {}
+    for entry in (as_map(p) for p in as_list(props.get("parameters"))):
+        value = entry.get("value")
+        found[str(entry.get("name"))] = str(as_int(value)) if isinstance(value, float) else str(value)
+    return found
 
 
-def parameters_of(group: PolicyResource) -> dict[str, str]:
-    """A parameter group's ``{name: value}``."""
-    return {str(as_map(p).get("name")): str(as_map(p).get("value")) for p in as_list(group.props.get("parameters"))}
+@resource_rule(
+    "aws-rds-parameter-group-require-tls", [PARAMETER_GROUP], Severity.HIGH,
+    "RDS PostgreSQL parameter groups force TLS 1.2 or newer.",
+    fix="Set the parameters rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2 (or TLSv1.3).",
+    anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+    config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
+                              "description": "Lowest ssl_min_protocol_version allowed."}},
+)
+def parameter_group_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A ``postgres*`` parameter group sets rds.force_ssl=1 and a TLS floor of ``minTlsVersion`` or newer."""
+    if not str(args.props.get("family") or "").startswith("postgres"):
+        return
+    minimum = settings(args).text("minTlsVersion")
+    allowed = TLS_VERSIONS[TLS_VERSIONS.index(minimum):] if minimum in TLS_VERSIONS else (minimum,)
+    params = parameters_of(args.props)
+    if params.get("rds.force_ssl") != "1":
+        report_violation(f"rds.force_ssl is {params.get('rds.force_ssl') or 'not set (default 0)'}; it must be 1, or "
+                         "clients may connect without TLS.", None)
+    version = params.get("ssl_min_protocol_version")
+    if version not in allowed:
+        report_violation(f"ssl_min_protocol_version is {version or 'not set'}; it must be one of "
+                         f"{', '.join(allowed)}.", None)
 
 
 @stack_rule(
     "aws-rds-instance-require-tls", Severity.HIGH,
-    "RDS PostgreSQL instances use a parameter group that forces TLS 1.2 or newer.",
-    fix="Create an aws.rds.ParameterGroup with family postgres<major>, parameters "
-        "rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2, and pass its name as "
-        "parameter_group_name.",
+    "RDS PostgreSQL instances use a parameter group of this stack, of their engine's family.",
+    fix="Create an aws.rds.ParameterGroup with family postgres<major>, parameters rds.force_ssl=1 and "
+        "ssl_min_protocol_version=TLSv1.2, and pass its name as parameter_group_name.",
+    needs="the parameter group an instance uses (parameterGroupName, by property dependency)",
+    covered_by=["aws-rds-parameter-group-require-tls"],
     anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
-    config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
-                              "description": "Lowest ssl_min_protocol_version allowed."}},
-    needs="TODO",
 )
 def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every PostgreSQL instance uses a parameter group that forces TLS 1.2 or newer."""
-    minimum = str(args.get_config().get("minTlsVersion") or "TLSv1.2")
-    allowed = TLS_VERSIONS[TLS_VERSIONS.index(minimum):] if minimum in TLS_VERSIONS else (minimum,)
+    """Every PostgreSQL instance uses a parameter group the stack defines (whose TLS settings the
+    resource rule checks before create), of the family of the instance's major version."""
     groups = [r for r in args.resources if r.resource_type == PARAMETER_GROUP]
     for instance in (r for r in args.resources if r.resource_type == INSTANCE):
-        if instance.props.get("engine") != "postgres":
+        if known(instance.props, "engine") != "postgres" or undecided(instance, "parameterGroupName"):
             continue
-        group = _linked(instance, "parameterGroupName", PARAMETER_GROUP, groups, "name")
+        group = linked(instance, "parameterGroupName", groups, ("name",))
         if group is None:
-            shown = instance.props.get("parameterGroupName") or "the default parameter group"
+            shown = known(instance.props, "parameterGroupName") or "the default parameter group"
             report_violation(f"RDS instance '{instance.name}' uses {shown}, which this stack does not define, so "
                              "nothing forces TLS (rds.force_ssl=1).", instance.urn)
             continue
-        params = parameters_of(group)
-        if params.get("rds.force_ssl") != "1":
-            report_violation(f"Parameter group '{group.name}' of RDS instance '{instance.name}' does not set "
-                             "rds.force_ssl=1; clients may connect without TLS.", instance.urn)
-        version = params.get("ssl_min_protocol_version")
-        if version not in allowed:
-            report_violation(f"Parameter group '{group.name}' of RDS instance '{instance.name}' sets "
-                             f"ssl_min_protocol_version to {version or 'nothing'}; it must be one of "
-                             f"{', '.join(allowed)}.", instance.urn)
-        family = group.props.get("family")
-        major = engine_major(instance.props.get("engineVersion"))
+        family = known(group.props, "family")
+        major = engine_major(known(instance.props, "engineVersion"))
         if major is not None and family != f"postgres{major}":
             report_violation(f"Parameter group '{group.name}' has family {family}, but RDS instance "
                              f"'{instance.name}' runs PostgreSQL {major} (family postgres{major}).", instance.urn)
@@ -413,20 +410,24 @@ def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -
 @stack_rule(
     "aws-rds-instance-disallow-literal-password", Severity.HIGH,
     "RDS master passwords are generated by the stack or kept by RDS, never literals or config.",
-    fix="Generate the password with random.RandomPassword and pass its result (a secret), as "
-        "StackSecrets does, or set manage_master_user_password=True.",
+    fix="Generate the password with random.RandomPassword and pass its result (a secret), as StackSecrets does, or "
+        "set manage_master_user_password=True.",
+    needs="where the password came from (the property dependency of password on a random.RandomPassword)",
     anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (default passwords changed)"]),
-    needs="TODO",
 )
 def generated_password(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """The master password is kept by RDS, or generated by the stack; never a literal or config value."""
+    """The master password is kept by RDS, or generated by the stack; never a literal or config value.
+
+    Only whether a password is set is read, never the value: a generated one is unknown in a first preview.
+    """
     for instance in (r for r in args.resources if r.resource_type == INSTANCE):
-        managed = as_bool(instance.props.get("manageMasterUserPassword")) is True
-        has_password = instance.props.get("password") is not None
+        managed = as_bool(known(instance.props, "manageMasterUserPassword")) is True
+        has_password = known(instance.props, "password") is not None
         if managed and not has_password:
             continue
         if not has_password:
-            if instance.props.get("replicateSourceDb") is None and instance.props.get("snapshotIdentifier") is None:
+            if known(instance.props, "replicateSourceDb") is None and \
+                    known(instance.props, "snapshotIdentifier") is None:
                 report_violation(f"RDS instance '{instance.name}' has neither manageMasterUserPassword nor a "
                                  "password.", instance.urn)
             continue
@@ -435,7 +436,6 @@ def generated_password(args: StackValidationArgs, report_violation: ReportViolat
             report_violation(f"RDS instance '{instance.name}' gets its password from a literal or from stack "
                              "config, not from a generated value (random.RandomPassword) or RDS "
                              "(manageMasterUserPassword).", instance.urn)
-
 
 
 POLICIES = policies_of(__name__)

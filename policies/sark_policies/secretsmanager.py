@@ -26,10 +26,10 @@ from pulumi_policy import (
     Severity,
     StackValidationArgs,
 )
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, policies_of, resource_rule, stack_rule
-from ._props import as_int, as_map
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked_from, undecided
+from ._props import as_int, as_map, known
 
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
 SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"  # noqa: S105 (a type token)
@@ -46,17 +46,10 @@ DEFAULT_MAX_DAYS = {"signing-key": 180, "password": 90, "api-token": 90}
 _RATE = re.compile(r"^rate\((\d+) days?\)$")
 
 
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
-
 
 def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 7
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("recoveryWindowInDays"))
     if days is None or days >= minimum:
         return None
@@ -73,7 +66,7 @@ def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] 
 )
 def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack key, not the account-wide AWS-managed key."""
-    key = _set_or_unknown(args.props, "kmsKeyId")
+    key = known(args.props, "kmsKeyId")
     if not key:
         report_violation("kmsKeyId is not set; the secret would use the AWS-managed key aws/secretsmanager, which "
                          "every principal allowed to read secrets in the account can use.", None)
@@ -93,7 +86,7 @@ def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportV
 )
 def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A deleted secret stays restorable for at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 7
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("recoveryWindowInDays"))
     if days is None:
         return  # Secrets Manager's default is 30 days.
@@ -134,11 +127,8 @@ def _rotation_days(rotation: PolicyResource) -> int | None:
 
 
 def _rotation_of(secret: PolicyResource, rotations: list[PolicyResource]) -> PolicyResource | None:
-    ids = {v for v in (secret.props.get("arn"), secret.props.get("id")) if v}
-    for rotation in rotations:
-        if secret in rotation.property_dependencies.get("secretId", []) or rotation.props.get("secretId") in ids:
-            return rotation
-    return None
+    """The rotation whose secretId came from (or names) the secret; the ARN is unknown in a first preview."""
+    return linked_from(rotations, "secretId", secret, ("arn", "id"))
 
 
 @stack_rule(
@@ -159,17 +149,18 @@ def _rotation_of(secret: PolicyResource, rotations: list[PolicyResource]) -> Pol
         "reminderNamespace": {"type": "string", "default": "SARK/Secrets",
                               "description": "CloudWatch namespace of the age audit alarm."},
     },
-    needs="TODO",
+    needs="the rotation whose secretId came from the secret (property dependency), and the reminder alarm",
 )
 def rotation_configured(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every secret rotates within its class's period, automatically or (external tokens) with a reminder."""
-    config = args.get_config()
-    limits = {**DEFAULT_MAX_DAYS, **{k: int(v) for k, v in as_map(config.get("maxDays")).items()}}
-    default_limit = as_int(config.get("defaultMaxDays")) or 90
-    namespace = str(config.get("reminderNamespace") or "SARK/Secrets")
+    config = settings(args)
+    limits = {**DEFAULT_MAX_DAYS, **{k: int(v) for k, v in config.map("maxDays").items()}}
+    default_limit, namespace = config.int("defaultMaxDays"), config.text("reminderNamespace")
     rotations = [r for r in args.resources if r.resource_type == SECRET_ROTATION]
     has_reminder = any(r.resource_type == METRIC_ALARM and r.props.get("namespace") == namespace
                        for r in args.resources)
+    if any(undecided(r, "secretId") for r in rotations):
+        return
     for secret in (r for r in args.resources if r.resource_type == SECRET):
         tags = as_map(secret.props.get("tags"))
         klass = str(tags.get(CLASS_TAG) or "")
@@ -207,13 +198,13 @@ def rotation_configured(args: StackValidationArgs, report_violation: ReportViola
         "the secret without a version and put the value in with aws secretsmanager "
         "put-secret-value (docs/data-tier.md).",
     anchors=Anchors(checklist=["Pre-Deployment 2.1 (store secrets in a secrets manager)"]),
-    needs="TODO",
+    needs="where the value came from (the property dependency of secretString on a random.RandomPassword)",
 )
 def generated_values(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Secret versions hold generated values only; outside credentials are put in by operators."""
     for version in (r for r in args.resources if r.resource_type == SECRET_VERSION):
         for key in ("secretString", "secretBinary"):
-            if version.props.get(key) is None:
+            if known(version.props, key) is None:  # a generated value is unknown in a first preview
                 continue
             sources = [d.resource_type for d in version.property_dependencies.get(key, [])]
             if RANDOM_PASSWORD not in sources:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._base import Anchors, policies_of, resource_rule, stack_rule
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
 from ._props import as_int, as_list, as_map
 from ._security_groups import (
     SECURITY_GROUP,
@@ -101,11 +101,11 @@ def _port_text(ports: list[int]) -> str:
         "type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
         "default": DEFAULT_PUBLIC_EGRESS,
         "description": "sark:role -> TCP ports its security group may reach on 0.0.0.0/0 or ::/0."}},
-    needs="TODO",
+    needs="the sark:role of the group a standalone egress rule is attached to",
 )
 def unrestricted_egress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Groups reach the internet only on the ports their role needs; never with all protocols."""
-    allowed_by_role: Mapping[str, Any] = as_map(args.get_config().get("allowedPublicEgress"))
+    allowed_by_role: Mapping[str, Any] = settings(args).map("allowedPublicEgress")
     for rule in egress_rules(args.resources):
         world = sorted(c for c in rule.cidrs if c in WORLD)
         if not world:
@@ -129,7 +129,7 @@ def unrestricted_egress(args: StackValidationArgs, report_violation: ReportViola
         "standalone rule into the inline list.",
     anchors=Anchors(awsguard=["security-group-no-rule-management-conflicts"]),
     level=EnforcementLevel.ADVISORY,
-    needs="TODO",
+    needs="the inline rules of the group a standalone rule is attached to (securityGroupId)",
 )
 def rule_management_conflicts(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """No standalone rule is added to a group that declares inline rules of the same direction."""
