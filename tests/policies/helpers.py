@@ -161,3 +161,20 @@ def check_each(policy: Policy, resources: Sequence[Res], *, config: Mapping[str,
         total.not_applicable.extend(result.not_applicable)
         total.advisories.extend(result.advisories)
     return total
+
+
+# TODO(lead, at the merge of issue #11): delete this set and its uses. The production stack gets
+# WAF logging and the rotation Lambda's reserved concurrency and failure destination from issue
+# #11 (another branch); on the issue #13 branch the new rules for them report exactly these, and
+# nothing else may be tolerated.
+KNOWN_UNTIL_ISSUE_11: frozenset[tuple[str, str]] = frozenset({
+    ("aws-wafv2-web-acl-enable-logging", "sark-production-lb-waf"),
+    ("aws-lambda-function-configure-reserved-concurrency", "sark-production-secret-rotation-function"),
+    ("aws-lambda-function-configure-failure-destination", "sark-production-secret-rotation-function"),
+})
+"""(policy, resource name) pairs the production stack violates until issue #11 is merged."""
+
+
+def until_issue_11(violations: Sequence[Any]) -> list[Any]:
+    """``violations`` (with ``.policy`` and ``.urn``) without the ones in :data:`KNOWN_UNTIL_ISSUE_11`."""
+    return [v for v in violations if (v.policy, v.urn.rsplit("::", 1)[-1]) not in KNOWN_UNTIL_ISSUE_11]
