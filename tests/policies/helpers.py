@@ -178,3 +178,10 @@ KNOWN_UNTIL_ISSUE_11: frozenset[tuple[str, str]] = frozenset({
 def until_issue_11(violations: Sequence[Any]) -> list[Any]:
     """``violations`` (with ``.policy`` and ``.urn``) without the ones in :data:`KNOWN_UNTIL_ISSUE_11`."""
     return [v for v in violations if (v.policy, v.urn.rsplit("::", 1)[-1]) not in KNOWN_UNTIL_ISSUE_11]
+
+
+def without_issue_11_rules(violations: Sequence[Any]) -> list[Any]:
+    """For component tests (resource names differ from production): ``violations`` without those
+    of the rules in :data:`KNOWN_UNTIL_ISSUE_11`. TODO(lead): delete at the merge of issue #11."""
+    rules = {policy for policy, _ in KNOWN_UNTIL_ISSUE_11}
+    return [v for v in violations if v.policy not in rules]
