@@ -1,7 +1,13 @@
 """The stack's firewall matrix: one security group per role and every rule between them.
 
 Creates a security group for each role, tagged ``sark:role=<role>`` (the policy pack keys
-its per-role port rules on that tag), and standalone ingress/egress rules:
+its per-role port rules on that tag), and standalone ingress/egress rules, each tagged with
+its group's ``sark:role`` too: the pack's public-ingress rule runs on each rule resource before
+it is created, when the group's id is not known yet, so the rule itself must say which role it
+opens a port for (the load balancer's 80/443 are the only world-open ports allowed); a stack
+rule checks afterwards that the tag matches the group. The rules are
+``aws.vpc.SecurityGroupIngressRule``/``EgressRule`` because ``aws.ec2.SecurityGroupRule``
+cannot carry tags.
 
 ==============  ==========================================  =====================================
 role            ingress                                      egress
@@ -94,59 +100,66 @@ class SecurityGroups(pulumi.ComponentResource):
             for role in ROLES
         }
         lb, app, db, ts, cache = (groups[r].id for r in ROLES)
+        self._group_ids = {role: groups[role].id for role in ROLES}
 
         for port, label in ((443, "https"), (80, "http")):
             for cidr in args.ingress_cidrs:
-                self._ingress(f"load-balancer-{label}-{_slug(cidr)}", lb, port, cidr=cidr,
+                self._ingress(f"load-balancer-{label}-{_slug(cidr)}", "load-balancer", port, cidr=cidr,
                               description=f"{label.upper()} from {cidr}")
-        self._egress("load-balancer-to-app", lb, APP_PORT, group=app, description="Forward to the SARK hosts")
+        self._egress("load-balancer-to-app", "load-balancer", APP_PORT, group=app,
+                     description="Forward to the SARK hosts")
 
-        self._ingress("app-from-load-balancer", app, APP_PORT, group=lb, description="SARK API from the load balancer")
+        self._ingress("app-from-load-balancer", "app", APP_PORT, group=lb,
+                      description="SARK API from the load balancer")
         for cidr in args.monitoring_cidrs:
-            self._ingress(f"app-metrics-{_slug(cidr)}", app, METRICS_PORT, cidr=cidr,
+            self._ingress(f"app-metrics-{_slug(cidr)}", "app", METRICS_PORT, cidr=cidr,
                           description=f"Prometheus scrape from {cidr}")
         for cidr in args.admin_cidrs:
-            self._ingress(f"app-ssh-{_slug(cidr)}", app, 22, cidr=cidr, description=f"SSH from {cidr}")
-            self._ingress(f"timescale-ssh-{_slug(cidr)}", ts, 22, cidr=cidr, description=f"SSH from {cidr}")
+            self._ingress(f"app-ssh-{_slug(cidr)}", "app", 22, cidr=cidr, description=f"SSH from {cidr}")
+            self._ingress(f"timescale-ssh-{_slug(cidr)}", "timescale", 22, cidr=cidr, description=f"SSH from {cidr}")
 
         outbound = [(443, "https"), (80, "http")]
         if args.siem_port is not None and args.siem_port not in (443, 80):
             outbound.append((args.siem_port, "siem"))
         for port, label in outbound:
-            self._egress(f"app-{label}-out", app, port, cidr="0.0.0.0/0",
+            self._egress(f"app-{label}-out", "app", port, cidr="0.0.0.0/0",
                          description=f"{label.upper()} out (packages, release checkout, SIEM, AWS APIs)")
         for port, label in ((443, "https"), (80, "http")):
-            self._egress(f"timescale-{label}-out", ts, port, cidr="0.0.0.0/0",
+            self._egress(f"timescale-{label}-out", "timescale", port, cidr="0.0.0.0/0",
                          description=f"{label.upper()} out (package installs, AWS APIs)")
-        self._egress("app-to-database", app, POSTGRES_PORT, group=db, description="PostgreSQL")
-        self._egress("app-to-timescale", app, POSTGRES_PORT, group=ts, description="TimescaleDB")
-        self._egress("app-to-cache", app, VALKEY_PORT, group=cache, description="Valkey/Redis")
+        self._egress("app-to-database", "app", POSTGRES_PORT, group=db, description="PostgreSQL")
+        self._egress("app-to-timescale", "app", POSTGRES_PORT, group=ts, description="TimescaleDB")
+        self._egress("app-to-cache", "app", VALKEY_PORT, group=cache, description="Valkey/Redis")
 
-        self._ingress("database-from-app", db, POSTGRES_PORT, group=app, description="PostgreSQL from the SARK hosts")
-        self._ingress("timescale-from-app", ts, POSTGRES_PORT, group=app, description="TimescaleDB from SARK hosts")
-        self._ingress("cache-from-app", cache, VALKEY_PORT, group=app, description="Valkey from the SARK hosts")
+        self._ingress("database-from-app", "database", POSTGRES_PORT, group=app,
+                      description="PostgreSQL from the SARK hosts")
+        self._ingress("timescale-from-app", "timescale", POSTGRES_PORT, group=app,
+                      description="TimescaleDB from SARK hosts")
+        self._ingress("cache-from-app", "cache", VALKEY_PORT, group=app, description="Valkey from the SARK hosts")
 
         self.load_balancer_id, self.app_id, self.database_id, self.timescale_id, self.cache_id = lb, app, db, ts, cache
         self.register_outputs({
             "loadBalancerId": lb, "appId": app, "databaseId": db, "timescaleId": ts, "cacheId": cache,
         })
 
-    def _ingress(self, label: str, target: pulumi.Output[str], port: int, *, description: str,
+    def _ingress(self, label: str, role: str, port: int, *, description: str,
                  cidr: str | None = None, group: pulumi.Output[str] | None = None) -> None:
-        self._rule(aws.vpc.SecurityGroupIngressRule, label, target, port, description=description, cidr=cidr,
+        self._rule(aws.vpc.SecurityGroupIngressRule, label, role, port, description=description, cidr=cidr,
                    peer_group=group)
 
-    def _egress(self, label: str, source: pulumi.Output[str], port: int, *, description: str,
+    def _egress(self, label: str, role: str, port: int, *, description: str,
                 cidr: str | None = None, group: pulumi.Output[str] | None = None) -> None:
-        self._rule(aws.vpc.SecurityGroupEgressRule, label, source, port, description=description, cidr=cidr,
+        self._rule(aws.vpc.SecurityGroupEgressRule, label, role, port, description=description, cidr=cidr,
                    peer_group=group)
 
     def _rule(self, kind: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
-              label: str, group_id: pulumi.Output[str], port: int, *, description: str, cidr: str | None,
+              label: str, role: str, port: int, *, description: str, cidr: str | None,
               peer_group: pulumi.Output[str] | None) -> None:
+        """A rule of the ``role`` group, tagged with that role (see the module docstring)."""
         kind(
             f"{self._name}-{label}",
-            security_group_id=group_id,
+            security_group_id=self._group_ids[role],
+            tags={"sark:role": role},
             description=description,
             ip_protocol="tcp",
             from_port=port,

@@ -1,5 +1,9 @@
 """Generate the rule table in policies/README.md from the pack itself, so the two cannot drift.
 
+"Blocks before create" is ``yes`` for resource rules (the engine runs them in Analyze, before
+the resource is created) and, for stack rules, what they need other resources for and which
+resource rules check their single-resource part before create.
+
 Usage:
   python scripts/policy_table.py           rewrite the table between the markers
   python scripts/policy_table.py --check   exit 1 if the committed table is stale
@@ -51,11 +55,12 @@ def render() -> str:
     from pulumi_policy import ResourceValidationPolicy
 
     from sark_policies import POLICIES
-    from sark_policies._base import RESOURCE_TYPES
+    from sark_policies._base import BEFORE_CREATE, RESOURCE_TYPES
 
     rows = [
-        "| Rule | Resource types | What it checks | Level | Severity | Config (defaults) | Remediation | Anchors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Rule | Resource types | What it checks | Level | Severity | Blocks before create | Config (defaults) "
+        "| Remediation | Anchors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for policy in sorted(POLICIES, key=lambda p: p.name):
         types = RESOURCE_TYPES.get(policy.name, ())
@@ -64,7 +69,8 @@ def render() -> str:
         severity = policy.severity.value if policy.severity else ""
         anchors = ", ".join(policy.tags or []) or "none (checklist-only)"
         fixes = "yes" if isinstance(policy, ResourceValidationPolicy) and policy.has_remediation() else "no"
-        rows.append(f"| `{policy.name}` | {kinds} | {policy.description} | {level} | {severity} | "
+        before = BEFORE_CREATE.get(policy.name, "")
+        rows.append(f"| `{policy.name}` | {kinds} | {policy.description} | {level} | {severity} | {before} | "
                     f"{_config(policy.config_schema)} | {fixes} | {anchors} |")
     return "\n".join(rows)
 

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from sarkops.harness import RecordedResource, Recording
+from sarkops.harness import UNKNOWN, RecordedResource, Recording
 from sarkops.plan import PlanResult, run_plan
 from sarkops.policy_runner import PolicyReport, evaluate
 from tests.conftest import MUTATION_SUITE_SIZE, MUTATIONS
@@ -134,10 +134,31 @@ class Mutation:
     """Property-dependency keys the change cuts (a value no longer computed from another resource)."""
     overrides: tuple[str, ...] = ()
     """``-c KEY=VALUE`` overrides (config mutations)."""
+    needs: str = ""
+    """Why the fault takes other resources to see (then ``policy`` is a stack rule); empty means the
+    changed resource's own inputs show it, so a resource rule must refuse it before it is created."""
+    unknown: tuple[str, ...] = ()
+    """Input paths sent as the engine's unknown sentinel, as in a first preview: values the resource
+    takes from resources that do not exist yet. The fault must still be refused before create."""
 
 
-def m(id_: str, setting: str, policy: str, resource: str, change: Change, *cut: str) -> Mutation:
-    return Mutation(id_, setting, policy, resource=resource, change=change, cut=tuple(cut))
+def m(id_: str, setting: str, policy: str, resource: str, change: Change, *cut: str, needs: str = "") -> Mutation:
+    return Mutation(id_, setting, policy, resource=resource, change=change, cut=tuple(cut), needs=needs)
+
+
+def first_preview(id_: str, setting: str, policy: str, resource: str, change: Change, *unknown: str,
+                  cut: tuple[str, ...] = ()) -> Mutation:
+    """A fault on a resource that references resources not created yet: ``unknown`` paths are sent
+    as the engine's unknown sentinel, as a first preview sends ids and ARNs of new resources."""
+    return Mutation(id_, setting, policy, resource=resource, change=change, cut=cut, unknown=tuple(unknown))
+
+
+def both(*changes: Change) -> Change:
+    """Several changes to one resource."""
+    def change(props: dict[str, Any]) -> None:
+        for one in changes:
+            one(props)
+    return change
 
 
 def c(id_: str, setting: str, policy: str, *overrides: str) -> Mutation:
@@ -162,7 +183,8 @@ MUTATIONS_LIST: list[Mutation] = [
       "aws-ec2-default-security-group-disallow-rules", f"{P}-network-default-sg",
       put("ingress", [{"protocol": "-1", "fromPort": 0, "toPort": 0, "self": True}])),
     m("flow-log-rejected-only", "the VPC flow log records rejected traffic only", "aws-ec2-vpc-enable-flow-logs",
-      f"{P}-network-flow-log", put("trafficType", "REJECT")),
+      f"{P}-network-flow-log", put("trafficType", "REJECT"),
+      needs="a REJECT-only flow log is fine next to one recording ALL: the VPC's other flow logs decide"),
     # --- security groups -----------------------------------------------------------------
     c("ssh-from-internet", "adminCidrs opens SSH to 0.0.0.0/0", "aws-ec2-security-group-disallow-public-ingress",
       'adminCidrs=["0.0.0.0/0"]'),
@@ -170,16 +192,17 @@ MUTATIONS_LIST: list[Mutation] = [
       "aws-ec2-security-group-disallow-public-ingress", f"{P}-sg-load-balancer-https-any-ipv4",
       put("ipProtocol", "-1")),
     m("api-port-from-internet", "port 8000 admits 0.0.0.0/0 instead of the load balancer's group",
-      "aws-ec2-security-group-require-load-balancer-source-for-app-port", f"{P}-sg-app-from-load-balancer",
+      "aws-ec2-security-group-disallow-public-ingress", f"{P}-sg-app-from-load-balancer",
       source_cidr(WORLD), "referencedSecurityGroupId"),
     m("metrics-port-from-internet", "the Prometheus port 9090 is open to 0.0.0.0/0",
       "aws-ec2-security-group-disallow-public-metrics-port", f"{P}-sg-app-metrics-10-60-0-0-24",
       put("cidrIpv4", WORLD)),
     m("postgres-from-whole-vpc", "PostgreSQL admits the whole VPC CIDR instead of the app hosts' group",
       "aws-ec2-security-group-require-app-source-for-data-ports", f"{P}-sg-database-from-app",
-      source_cidr("10.40.0.0/16"), "referencedSecurityGroupId"),
+      source_cidr("10.40.0.0/16"), "referencedSecurityGroupId",
+      needs="a private CIDR is a fault only on a data store's group: the group's role"),
     m("valkey-port-range-widened", "the cache group opens 6379-6400", "aws-ec2-security-group-configure-role-ports",
-      f"{P}-sg-cache-from-app", put("toPort", 6400)),
+      f"{P}-sg-cache-from-app", put("toPort", 6400), needs="the role's port allow-list: the group's role"),
     m("api-endpoints-from-internet", "the VPC endpoints' HTTPS rule admits 0.0.0.0/0",
       "aws-ec2-security-group-disallow-public-ingress", f"{P}-network-endpoints-https", put("cidrIpv4", WORLD)),
     # --- app hosts -------------------------------------------------------------------------
@@ -215,7 +238,8 @@ MUTATIONS_LIST: list[Mutation] = [
     m("timescale-backups-kept-7-days", "TimescaleDB backups are deleted after 7 days",
       "aws-backup-plan-configure-retention", f"{P}-timescale-backup-plan", put("rules.0.lifecycle.deleteAfter", 7)),
     m("timescale-volume-not-backed-up", "the backup selection no longer includes the data volume",
-      "aws-ebs-volume-require-backup", f"{P}-timescale-backup-selection", put("resources", []), "resources"),
+      "aws-ebs-volume-require-backup", f"{P}-timescale-backup-selection", put("resources", []), "resources",
+      needs="which volumes no selection covers: every selection and DLM policy"),
     # --- RDS PostgreSQL ----------------------------------------------------------------------
     m("database-public", "the database is publicly accessible", "aws-rds-instance-disallow-public-access",
       DB, put("publiclyAccessible", True)),
@@ -232,11 +256,12 @@ MUTATIONS_LIST: list[Mutation] = [
     m("database-postgres-13", "the database runs PostgreSQL 13", "aws-rds-instance-configure-engine-version",
       DB, put("engineVersion", "13")),
     m("database-tls-optional", "the parameter group stops forcing TLS (rds.force_ssl=0)",
-      "aws-rds-instance-require-tls", f"{P}-db-params", parameter("rds.force_ssl", "0")),
+      "aws-rds-parameter-group-require-tls", f"{P}-db-params", parameter("rds.force_ssl", "0")),
     m("database-query-text-default-key", "Performance Insights (query text) uses the AWS-managed key",
       "aws-rds-instance-disallow-unencrypted-performance-insights", DB, remove("performanceInsightsKmsKeyId")),
     m("database-password-typed-in", "the master password comes from a literal, not the generated secret",
-      "aws-rds-instance-disallow-literal-password", DB, put("password", "typed-in-password-123"), "password"),
+      "aws-rds-instance-disallow-literal-password", DB, put("password", "typed-in-password-123"), "password",
+      needs="where the value came from: the property dependency on a random.RandomPassword"),
     # --- ElastiCache ---------------------------------------------------------------------------
     m("cache-unencrypted-at-rest", "the cache is not encrypted at rest",
       "aws-elasticache-replication-group-enable-at-rest-encryption", CACHE, put("atRestEncryptionEnabled", False)),
@@ -260,10 +285,12 @@ MUTATIONS_LIST: list[Mutation] = [
       put("recoveryWindowInDays", 0)),
     m("password-rotated-yearly", "POSTGRES_PASSWORD rotates every 365 days",
       "aws-secretsmanager-secret-enable-rotation",
-      f"{P}-secret-rotation-postgres-password", put("rotationRules.automaticallyAfterDays", 365)),
+      f"{P}-secret-rotation-postgres-password", put("rotationRules.automaticallyAfterDays", 365),
+      needs="the period allowed depends on the rotated secret's sark:rotation-class tag"),
     m("secret-value-typed-in", "the VALKEY_PASSWORD version holds a literal, not the generated value",
       "aws-secretsmanager-secret-version-require-generated-value", f"{P}-secrets-valkey-password-version",
-      put("secretString", "typed-in-valkey-password"), "secretString"),
+      put("secretString", "typed-in-valkey-password"), "secretString",
+      needs="where the value came from: the property dependency on a random.RandomPassword"),
     # --- KMS -------------------------------------------------------------------------------------
     m("stack-key-never-rotates", "the stack key's rotation is off", "aws-kms-key-enable-key-rotation",
       f"{P}-key", put("enableKeyRotation", False)),
@@ -297,7 +324,8 @@ MUTATIONS_LIST: list[Mutation] = [
       "aws-lb-targetgroup-configure-health-check", f"{P}-lb-v0-1-0-tg", put("healthCheck.path", "/")),
     m("metrics-through-the-alb", "the /metrics block rule no longer matches /metrics (typo), so it is forwarded",
       "aws-lb-listener-disallow-metrics-path", f"{P}-lb-block-metrics",
-      put("conditions.0.pathPattern.values", ["/metric", "/metric/*"])),
+      put("conditions.0.pathPattern.values", ["/metric", "/metric/*"]),
+      needs="which of a listener's rules decides /metrics: all its rules, by priority"),
     # --- access-log bucket -----------------------------------------------------------------------
     m("log-bucket-public-policy-allowed", "the log bucket's public access block allows public policies",
       "aws-s3-bucket-disallow-public-access", f"{BUCKET}-public-access", put("blockPublicPolicy", False)),
@@ -305,7 +333,8 @@ MUTATIONS_LIST: list[Mutation] = [
       "aws-s3-bucket-enable-server-side-encryption",
       f"{BUCKET}-encryption", put("rules", [])),
     m("access-logs-kept-7-days", "access logs expire after 7 days", "aws-s3-bucket-configure-log-retention",
-      f"{BUCKET}-lifecycle", put("rules.0.expiration.days", 7)),
+      f"{BUCKET}-lifecycle", put("rules.0.expiration.days", 7),
+      needs="the minimum applies to log buckets: the load balancer's accessLogs say which bucket is one"),
     m("log-bucket-plain-http", "the log bucket's policy no longer denies plain HTTP",
       "aws-s3-bucket-require-tls-only-policy", f"{BUCKET}-policy", without_tls_deny),
     m("log-bucket-public-read", "the log bucket gets the public-read ACL", "aws-s3-bucket-disallow-public-acl",
@@ -316,7 +345,8 @@ MUTATIONS_LIST: list[Mutation] = [
       f"{P}-monitoring-http-5xx-rate", put("actionsEnabled", False)),
     m("db-alarm-watches-other-db", "the database connections alarm watches another instance",
       "aws-cloudwatch-require-sark-alarms", f"{P}-monitoring-db-connections",
-      put("dimensions.DBInstanceIdentifier", "sark-staging-db"), "dimensions"),
+      put("dimensions.DBInstanceIdentifier", "sark-staging-db"), "dimensions",
+      needs="that an alarm watches the database: the instance's identifier"),
     m("app-logs-kept-forever", "the app log group has no retention", "aws-cloudwatch-log-group-configure-retention",
       f"{P}-monitoring-app-logs", remove("retentionInDays")),
     m("app-logs-unencrypted-key", "the app log group is not encrypted with the stack key",
@@ -335,6 +365,33 @@ MUTATIONS_LIST: list[Mutation] = [
     m("password-in-plain-parameter", "the POSTGRES_PASSWORD parameter holds the password instead of the secret's ARN",
       "aws-ssm-parameter-disallow-plaintext-secrets", f"{P}-app-secret-arn-postgres-password",
       put("insecureValue", "typed-in-password-123"), "insecureValue"),
+    # --- what the pack missed outright (issue #13) ---------------------------------------------
+    m("log-bucket-public-acls-not-blocked", "the log bucket's public access block lets public ACLs in and counts them",
+      "aws-s3-bucket-disallow-public-access", f"{BUCKET}-public-access",
+      both(put("blockPublicAcls", False), put("ignorePublicAcls", False))),
+    # --- faults on resources that reference resources not created yet (first preview) --------------
+    first_preview("ssh-from-internet-on-a-new-group", "SSH from 0.0.0.0/0 on the app group, whose id is not known yet",
+                  "aws-ec2-security-group-disallow-public-ingress", f"{P}-sg-app-from-load-balancer",
+                  both(source_cidr(WORLD), put("fromPort", 22), put("toPort", 22)), "securityGroupId",
+                  cut=("referencedSecurityGroupId",)),
+    first_preview("alb-all-ports-on-a-new-group", "the load balancer's new group opens every port to ::/0",
+                  "aws-ec2-security-group-disallow-public-ingress", f"{P}-sg-load-balancer-https-any-ipv6",
+                  put("ipProtocol", "-1"), "securityGroupId"),
+    first_preview("metrics-public-on-a-new-group", "9090 open to 0.0.0.0/0 on a group not created yet",
+                  "aws-ec2-security-group-disallow-public-metrics-port", f"{P}-sg-app-metrics-10-60-0-0-24",
+                  put("cidrIpv4", WORLD), "securityGroupId"),
+    first_preview("new-bucket-public-policy-allowed", "the public access block of a bucket not created yet allows "
+                  "public policies", "aws-s3-bucket-disallow-public-access", f"{BUCKET}-public-access",
+                  put("restrictPublicBuckets", False), "bucket"),
+    first_preview("new-bucket-unencrypted", "the encryption configuration of a bucket not created yet has no rule",
+                  "aws-s3-bucket-enable-server-side-encryption", f"{BUCKET}-encryption", put("rules", []), "bucket"),
+    first_preview("new-template-allows-imdsv1", "the app launch template allows IMDSv1; its instance profile and "
+                  "security group are not created yet", "aws-ec2-launchtemplate-require-imdsv2", LT,
+                  put("metadataOptions.httpTokens", "optional"), "iamInstanceProfile.arn",
+                  "networkInterfaces.0.securityGroups.0"),
+    first_preview("new-asg-ignores-health-check", "the app Auto Scaling group uses EC2 checks; its template and "
+                  "target group are not created yet", "aws-autoscaling-group-require-elb-health-check",
+                  f"{P}-app-v0-1-0-asg", put("healthCheckType", "EC2"), "launchTemplate.id", "targetGroupArns.0"),
 ]
 IDS = [mutation.id for mutation in MUTATIONS_LIST]
 
@@ -344,8 +401,9 @@ IDS = [mutation.id for mutation in MUTATIONS_LIST]
 # --------------------------------------------------------------------------------------
 
 BY_ID = {mutation.id: mutation for mutation in MUTATIONS_LIST}
-Outcome = tuple[tuple[str, ...], tuple[str, ...]]
-"""The policies a variant violates: (mandatory, advisory)."""
+Outcome = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+"""The policies a variant violates: (mandatory, advisory, mandatory resource policies on the
+changed resource (refused before create), policies that could not run on the changed resource)."""
 
 _CONFIG_COST = 5
 """A config mutation runs the program again: about five recording mutations' worth of time."""
@@ -365,6 +423,9 @@ def mutated(recording: Recording, mutation: Mutation) -> tuple[Recording, Record
     assert mutation.change is not None
     mutation.change(changed.inputs)
     mutation.change(changed.outputs)
+    for path in mutation.unknown:
+        put(path, UNKNOWN)(changed.inputs)
+        put(path, UNKNOWN)(changed.outputs)
     for key in mutation.cut:
         changed.property_dependencies.pop(key, None)
     resources = [changed if r.urn == target.urn else r for r in recording.resources]
@@ -388,8 +449,15 @@ def run_mutations(ids: list[str], production: PlanResult | None = None) -> dict[
         if production is None and not mutation.overrides:
             production = run_plan(ROOT, "production")
         report = report_for(mutation, production)  # type: ignore[arg-type]
+        urn = next((r.urn for r in production.recording.resources if r.name == mutation.resource), "") \
+            if production is not None else ""
+        kinds = {name: info.kind for infos in report.policies.values() for name, info in infos.items()}
         results[id_] = (tuple(sorted({v.policy for v in report.mandatory})),
-                        tuple(sorted({v.policy for v in report.at_level("advisory")})))
+                        tuple(sorted({v.policy for v in report.at_level("advisory")})),
+                        tuple(sorted({v.policy for v in report.mandatory
+                                      if v.urn == urn and kinds[v.policy] == "resource"})),
+                        tuple(sorted({v.policy for v in report.at_level("advisory")
+                                      if v.urn == urn and "during preview" in v.message})))
     return results
 
 
@@ -444,6 +512,28 @@ def test_the_suite_is_large_and_names_mandatory_rules(production_plan: PlanResul
         m.policy: EnforcementLevel.MANDATORY for m in MUTATIONS_LIST}
 
 
+def test_single_resource_faults_name_resource_rules_and_the_rest_say_why(production_plan: PlanResult) -> None:
+    """Every fault one resource's own inputs show is a resource rule's (refused before create); a
+    mutation caught by a stack rule says what other resources it takes to see it."""
+    kinds = {p.name: isinstance(p, ResourceValidationPolicy) for pack in production_plan.packs for p in pack.policies}
+    recording = [m for m in MUTATIONS_LIST if m.change is not None]
+    assert [m.id for m in recording if not m.needs and not kinds[m.policy]] == []
+    assert [m.id for m in recording if m.needs and kinds[m.policy]] == []
+    assert len([m for m in recording if m.unknown]) >= 6
+
+
+def test_noeviction_is_reported_on_the_parameter_group(production_plan: PlanResult) -> None:
+    """The outright miss: a Valkey parameter group with maxmemory-policy noeviction (advisory)."""
+    mutation = m("cache-noeviction", "the cache evicts nothing", "unused", f"{P}-cache-params",
+                 parameter("maxmemory-policy", "noeviction"))
+    recording, changed = mutated(production_plan.recording, mutation)
+    report = evaluate(recording, production_plan.packs, config=production_plan.config.values,
+                      analyze_only={changed.urn})
+    assert [(v.policy, v.enforcement_level, v.urn, v.detail) for v in report.violations if v.urn == changed.urn] == [
+        ("aws-elasticache-parameter-group-configure-maxmemory-policy", "advisory", changed.urn,
+         "maxmemory-policy is noeviction; it must be allkeys-lru.")]
+
+
 def test_cost_shares_are_balanced() -> None:
     shares = _shares(IDS, 2)
     assert sorted(shares[0] + shares[1]) == sorted(IDS)
@@ -453,11 +543,16 @@ def test_cost_shares_are_balanced() -> None:
 
 @pytest.mark.parametrize("mutation", MUTATIONS_LIST, ids=IDS)
 def test_mutation_is_caught(mutation: Mutation, outcomes: dict[str, Outcome], request: pytest.FixtureRequest) -> None:
-    mandatory, advisory = outcomes[mutation.id]
+    mandatory, advisory, before_create, cannot_run = outcomes[mutation.id]
     request.config.stash.setdefault(MUTATIONS, {})[mutation.id] = mutation.policy in mandatory
     assert mutation.policy in mandatory, (
         f"{mutation.setting}: not caught by {mutation.policy}; mandatory: {list(mandatory)}, "
         f"advisory: {list(advisory)}")
+    if mutation.change is not None and not mutation.needs:
+        # The engine runs resource policies in Analyze, before the resource is created: `pulumi up` stops here.
+        assert mutation.policy in before_create, f"{mutation.setting}: not refused before create"
+    if mutation.unknown:
+        assert mutation.policy not in cannot_run, f"{mutation.setting}: {mutation.policy} could not run"
 
 
 def test_a_remediation_fixes_the_mutation_instead_of_failing(production_plan: PlanResult) -> None:

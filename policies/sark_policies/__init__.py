@@ -13,6 +13,7 @@ from . import (
     ec2,
     elasticache,
     kms,
+    lambdas,
     lb,
     rds,
     s3,
@@ -21,6 +22,7 @@ from . import (
     security_groups,
     sns,
     vpc,
+    waf,
 )
 
 POLICIES = [
@@ -39,4 +41,6 @@ POLICIES = [
     *ebs.POLICIES,
     *autoscaling.POLICIES,
     *security_group_hygiene.POLICIES,
+    *waf.POLICIES,
+    *lambdas.POLICIES,
 ]

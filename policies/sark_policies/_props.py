@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pulumi_policy.proxy import UnknownValueError
+
 
 def as_bool(value: Any) -> bool | None:
     """True/False for booleans and their string forms; None when missing or unrecognised."""
@@ -72,3 +74,50 @@ def plain_items(value: Any) -> dict[str, Any]:
     except KeyError:
         target = value
     return dict(target)
+
+
+# --------------------------------------------------------------------------------------
+# Values a first preview does not know yet
+# --------------------------------------------------------------------------------------
+
+class _Unknown:
+    """The type of :data:`UNKNOWN`."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+    def __bool__(self) -> bool:
+        # An unknown value is one the program sets from another resource's output: it is set.
+        return True
+
+
+UNKNOWN: Any = _Unknown()
+"""What :func:`known` returns for a value the engine sent as unknown (a first preview does not
+know ids, ARNs or generated values of resources that do not exist yet). Truthy, because such a
+value is always being set by the program."""
+
+
+def known(props: Mapping[str, Any], key: str | int) -> Any:
+    """``props[key]`` (None when missing), or :data:`UNKNOWN` instead of raising
+    ``UnknownValueError`` when the engine sent the value as unknown."""
+    try:
+        return props[key]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    except UnknownValueError:
+        return UNKNOWN
+
+
+def known_items(value: Any) -> list[Any]:
+    """The items of a sequence, each one :data:`UNKNOWN` where the engine sent it as unknown;
+    ``[UNKNOWN]`` for a list that is unknown as a whole, [] for anything that is not a list."""
+    if value is UNKNOWN:
+        return [UNKNOWN]
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        return []
+    return [known(value, index) for index in range(len(value))]
+
+
+def keys(props: Any) -> set[str]:
+    """The keys a mapping sets, without reading (and so without raising on) unknown values."""
+    return {str(key) for key in props} if isinstance(props, Mapping) else set()

@@ -19,7 +19,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, resource_policy
+from ._base import Anchors, policies_of, resource_rule
 from .ec2 import INSTANCE, LAUNCH_CONFIGURATION, LAUNCH_TEMPLATE, user_data_text
 
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"
@@ -29,7 +29,7 @@ _SECRET_REFERENCE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:")
 
 
 def _expected(config: Mapping[str, Any]) -> dict[str, str]:
-    return {"DEBUG": "false", "ENVIRONMENT": str(config.get("environment", "production")), "VERIFY_SSL": "true"}
+    return {"DEBUG": "false", "ENVIRONMENT": str(config["environment"]), "VERIFY_SSL": "true"}
 
 
 def setting_problems(name: str, value: str, config: Mapping[str, Any]) -> list[str]:
@@ -51,6 +51,19 @@ def _parameter_value(props: Mapping[str, Any]) -> str | None:
     return None
 
 
+_ENVIRONMENT_CONFIG = {"environment": {"type": "string", "default": "production",
+                                       "description": "The ENVIRONMENT value the stack must run with."}}
+
+
+@resource_rule(
+    "aws-ssm-parameter-configure-app-security-settings", [SSM_PARAMETER], Severity.HIGH,
+    "Published app settings keep DEBUG off, ENVIRONMENT production, VERIFY_SSL on and CORS "
+    "restricted.",
+    fix="Publish DEBUG=false, ENVIRONMENT=production, VERIFY_SSL=true and explicit CORS_ORIGINS "
+        "(config corsOrigins, never '*').",
+    anchors=Anchors(checklist=["Pre-Deployment 2.2", "Pre-Deployment 3.1"]),
+    config=_ENVIRONMENT_CONFIG,
+)
 def parameter_settings(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """SSM parameters named after an app setting hold a safe value."""
     name = args.props.get("name")
@@ -65,6 +78,16 @@ _USER_DATA_SETTING = re.compile(
     r"""['"]?\b(?P<name>DEBUG|ENVIRONMENT|VERIFY_SSL|CORS_ORIGINS)['"]?\s*(?:=|:)\s*(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s#]*)""")
 
 
+@resource_rule(
+    "aws-ec2-user-data-configure-app-security-settings", [INSTANCE, LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION],
+    Severity.HIGH,
+    "App settings in user data keep DEBUG off, ENVIRONMENT production, VERIFY_SSL on and CORS "
+    "restricted.",
+    fix="Do not set app settings in user data; publish them as SSM parameters with safe values "
+        "(AppHosts does).",
+    anchors=Anchors(checklist=["Pre-Deployment 2.2", "Pre-Deployment 3.1"]),
+    config=_ENVIRONMENT_CONFIG,
+)
 def user_data_settings(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """App settings written into user data are safe ones."""
     text = user_data_text(args.resource_type, args.props)
@@ -78,6 +101,13 @@ def user_data_settings(args: ResourceValidationArgs, report_violation: ReportVio
                 report_violation(f"userData sets {problem} (checklist 3.1).", None)
 
 
+@resource_rule(
+    "aws-ssm-parameter-disallow-plaintext-secrets", [SSM_PARAMETER], Severity.CRITICAL,
+    "Plain SSM parameters never hold secrets; secret-named ones hold a Secrets Manager ARN.",
+    fix="Move the value into a Secrets Manager secret (encrypted with the stack key) and publish "
+        "the secret's ARN instead.",
+    anchors=Anchors(checkov=["CKV_AWS_46"], checklist=["Pre-Deployment 2.1"]),
+)
 def no_plaintext_secret_parameters(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A String/StringList parameter named like a secret may only reference a secret by ARN."""
     name = args.props.get("name")
@@ -91,42 +121,5 @@ def no_plaintext_secret_parameters(args: ResourceValidationArgs, report_violatio
                          "it holds a secret; store the value in Secrets Manager and publish only its ARN.", None)
 
 
-_ENVIRONMENT_CONFIG = {"environment": {"type": "string", "default": "production",
-                                       "description": "The ENVIRONMENT value the stack must run with."}}
 
-POLICIES = [
-    resource_policy(
-        name="aws-ssm-parameter-configure-app-security-settings",
-        description="Published app settings keep DEBUG off, ENVIRONMENT production, VERIFY_SSL on and CORS "
-                    "restricted.",
-        resource_types=[SSM_PARAMETER],
-        validate=parameter_settings,
-        severity=Severity.HIGH,
-        remediation_steps="Publish DEBUG=false, ENVIRONMENT=production, VERIFY_SSL=true and explicit CORS_ORIGINS "
-                          "(config corsOrigins, never '*').",
-        anchors=Anchors(checklist=["Pre-Deployment 2.2", "Pre-Deployment 3.1"]),
-        config=_ENVIRONMENT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-ec2-user-data-configure-app-security-settings",
-        description="App settings in user data keep DEBUG off, ENVIRONMENT production, VERIFY_SSL on and CORS "
-                    "restricted.",
-        resource_types=[INSTANCE, LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION],
-        validate=user_data_settings,
-        severity=Severity.HIGH,
-        remediation_steps="Do not set app settings in user data; publish them as SSM parameters with safe values "
-                          "(AppHosts does).",
-        anchors=Anchors(checklist=["Pre-Deployment 2.2", "Pre-Deployment 3.1"]),
-        config=_ENVIRONMENT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-ssm-parameter-disallow-plaintext-secrets",
-        description="Plain SSM parameters never hold secrets; secret-named ones hold a Secrets Manager ARN.",
-        resource_types=[SSM_PARAMETER],
-        validate=no_plaintext_secret_parameters,
-        severity=Severity.CRITICAL,
-        remediation_steps="Move the value into a Secrets Manager secret (encrypted with the stack key) and publish "
-                          "the secret's ARN instead.",
-        anchors=Anchors(checkov=["CKV_AWS_46"], checklist=["Pre-Deployment 2.1"]),
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -28,7 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
 from ._props import as_bool, as_int, as_list, as_map
 
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -73,6 +73,62 @@ def _actions(props: Mapping[str, Any], key: str) -> list[Any] | None:
     return [_read(lambda index=index: value[index]) for index in range(len(value))]
 
 
+def _need(namespace: str, metric_name: str, dimension: str) -> dict[str, str]:
+    return {"namespace": namespace, "metricName": metric_name, "dimension": dimension}
+
+# The alarms of components/monitoring.py: checklist 3.3 and Post-Deployment 1 and 5.
+DEFAULT_REQUIRED_ALARMS: dict[str, list[dict[str, str]]] = {
+    "loadBalancer": [
+        # The 5xx-rate alarm is metric math over these three.
+        _need("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer"),
+        _need("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer"),
+        _need("AWS/ApplicationELB", "RequestCount", "LoadBalancer"),
+        _need("AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer"),
+    ],
+    "targetGroup": [_need("AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup")],
+    "dbInstance": [
+        _need("AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier"),
+        _need("AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier"),
+    ],
+    "cacheCluster": [
+        _need("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", "CacheClusterId"),
+        _need("AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId"),
+        _need("AWS/ElastiCache", "Evictions", "CacheClusterId"),
+    ],
+    "timescaleInstance": [
+        _need("AWS/EC2", "StatusCheckFailed", "InstanceId"),
+        _need("AWS/EC2", "StatusCheckFailed_System", "InstanceId"),
+        _need("CWAgent", "disk_used_percent", "InstanceId"),
+    ],
+    "autoScalingGroup": [
+        _need("AWS/EC2", "CPUUtilization", "AutoScalingGroupName"),
+        _need("CWAgent", "mem_used_percent", "AutoScalingGroupName"),
+    ],
+    "application": [
+        {"namespace": "SARK/App", "metricName": "siem_events_failed_total"},
+        {"namespace": "SARK/App", "metricName": "db_pool_size"},
+    ],
+}
+
+_NEED_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"namespace": {"type": "string"}, "metricName": {"type": "string"},
+                       "dimension": {"type": "string"}},
+        "required": ["namespace", "metricName", "dimension"],
+    },
+}
+
+
+@resource_rule(
+    "aws-cloudwatch-metric-alarm-require-actions", [METRIC_ALARM], Severity.MEDIUM,
+    "Every CloudWatch alarm has its actions enabled and notifies at least one target.",
+    fix="Set actions_enabled=True and alarm_actions=[<alert topic ARN>] (Monitoring's "
+        "alert_topic_arn).",
+    anchors=Anchors(checkov=["CKV_AWS_319"], securityhub=["CloudWatch.15", "CloudWatch.17"],
+                    checklist=["Pre-Deployment 3.3 (alerting rules)", "Post-Deployment 1.1"]),
+)
 def alarm_has_actions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """An alarm must notify someone (or act) when it fires."""
     if as_bool(_read(lambda: args.props.get("actionsEnabled"))) is False:
@@ -81,6 +137,13 @@ def alarm_has_actions(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation("alarmActions is empty; nobody is told when the alarm fires. Add the alert topic.", None)
 
 
+@resource_rule(
+    "aws-cloudwatch-metric-alarm-configure-ok-actions", [METRIC_ALARM], Severity.LOW,
+    "Every CloudWatch alarm also notifies when it returns to OK.",
+    fix="Set ok_actions=[<alert topic ARN>] so on-call sees the recovery.",
+    anchors=Anchors(checklist=["Post-Deployment 1.1 (alert delivery)"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def alarm_has_ok_actions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """An alarm that notifies people should also tell them when the problem is over.
 
@@ -95,11 +158,25 @@ def alarm_has_ok_actions(args: ResourceValidationArgs, report_violation: ReportV
                          None)
 
 
+@resource_rule(
+    "aws-cloudwatch-log-group-configure-retention", [LOG_GROUP], Severity.MEDIUM,
+    "Log groups keep logs for a set period within the configured bounds, never forever.",
+    fix="Set retention_in_days to a CloudWatch Logs retention value within the bounds "
+        "(the checklist asks 30-90 days for application logs).",
+    anchors=Anchors(checkov=["CKV_AWS_66", "CKV_AWS_338"], securityhub=["CloudWatch.16"],
+                    checklist=["Pre-Deployment 3.3 (log retention 30-90 days)"]),
+    config={
+        "minRetentionDays": {"type": "integer", "default": 30,
+                             "description": "Shortest allowed retention in days."},
+        "maxRetentionDays": {"type": "integer", "default": 3653,
+                             "description": "Longest allowed retention in days (0, never expire, always "
+                                            "fails)."},
+    },
+)
 def log_group_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Log groups keep logs for a bounded period within the configured range."""
-    config = args.get_config()
-    minimum = as_int(config.get("minRetentionDays")) or 30
-    maximum = as_int(config.get("maxRetentionDays")) or 3653
+    config = settings(args)
+    minimum, maximum = config.int("minRetentionDays"), config.int("maxRetentionDays")
     days = as_int(args.props.get("retentionInDays")) or 0
     if days == 0:
         report_violation(f"retentionInDays is not set, so logs never expire; set {minimum} to {maximum} days.", None)
@@ -107,6 +184,13 @@ def log_group_retention(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation(f"retentionInDays is {days}; it must be from {minimum} to {maximum} days.", None)
 
 
+@resource_rule(
+    "aws-cloudwatch-log-group-enable-kms-encryption", [LOG_GROUP], Severity.MEDIUM,
+    "Log groups are encrypted with a customer-managed KMS key.",
+    fix="Set kms_key_id to the stack key's ARN; its key policy already lets CloudWatch Logs "
+        "use it for this account's log groups.",
+    anchors=Anchors(checkov=["CKV_AWS_158"], trivy=["AVD-AWS-0017"]),
+)
 def log_group_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Log groups are encrypted with the stack's customer-managed key."""
     # A key ARN still unknown in a first preview comes from a key the stack creates: that is set.
@@ -243,11 +327,40 @@ def _describe(subject: _Subject) -> str:
     return f"{subject.label} '{subject.resource.name}'"
 
 
+@stack_rule(
+    "aws-cloudwatch-require-sark-alarms", Severity.MEDIUM,
+    "Every load balancer, target group, database, cache, TimescaleDB host and app Auto Scaling "
+    "group has the checklist's alarms attached.",
+    fix="Pass the resource's dimension value (arn_suffix, identifier, member cluster id, "
+        "instance id, group name) to components/monitoring.py's MonitoringArgs, which creates "
+        "the alarms; or add an aws.cloudwatch.MetricAlarm on the named metric and dimension.",
+    anchors=Anchors(checklist=["Pre-Deployment 3.3 (alerting rules)", "Post-Deployment 1.1",
+                               "Post-Deployment 5 (p95 < 500 ms)"]),
+    config={
+        "requiredAlarms": {
+            "type": "object",
+            "description": "Per kind of resource, the metrics that must have an alarm attached by dimension; "
+                           "'application' lists app metrics required once the stack has an Auto Scaling "
+                           "group.",
+            "properties": {
+                **{kind: _NEED_SCHEMA for kind in DEFAULT_REQUIRED_ALARMS if kind != "application"},
+                "application": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"namespace": {"type": "string"}, "metricName": {"type": "string"}},
+                    "required": ["namespace", "metricName"]}},
+            },
+            "default": DEFAULT_REQUIRED_ALARMS,
+        },
+        "timescaleRole": {"type": "string", "default": "timescale",
+                          "description": "sark:role tag value of the TimescaleDB host instance."},
+    },
+    needs="the alarms whose dimensions came from each monitored resource (property dependencies)",
+)
 def required_alarms(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Each monitored resource has an alarm on each required metric, attached by dimension."""
-    config = args.get_config()
-    required: Mapping[str, Any] = config.get("requiredAlarms") or {}
-    timescale_role = str(config.get("timescaleRole") or "timescale")
+    config = settings(args)
+    required: Mapping[str, Any] = config.map("requiredAlarms")
+    timescale_role = config.text("timescaleRole")
     alarms = _alarms(args.resources)
     subjects = list(_subjects(args.resources, timescale_role))
 
@@ -268,134 +381,5 @@ def required_alarms(args: StackValidationArgs, report_violation: ReportViolation
                 report_violation(f"The stack runs the app but has no alarm on {namespace} {metric_name}.", None)
 
 
-def _need(namespace: str, metric_name: str, dimension: str) -> dict[str, str]:
-    return {"namespace": namespace, "metricName": metric_name, "dimension": dimension}
 
-
-# The alarms of components/monitoring.py: checklist 3.3 and Post-Deployment 1 and 5.
-DEFAULT_REQUIRED_ALARMS: dict[str, list[dict[str, str]]] = {
-    "loadBalancer": [
-        # The 5xx-rate alarm is metric math over these three.
-        _need("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer"),
-        _need("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer"),
-        _need("AWS/ApplicationELB", "RequestCount", "LoadBalancer"),
-        _need("AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer"),
-    ],
-    "targetGroup": [_need("AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup")],
-    "dbInstance": [
-        _need("AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier"),
-        _need("AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier"),
-    ],
-    "cacheCluster": [
-        _need("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", "CacheClusterId"),
-        _need("AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId"),
-        _need("AWS/ElastiCache", "Evictions", "CacheClusterId"),
-    ],
-    "timescaleInstance": [
-        _need("AWS/EC2", "StatusCheckFailed", "InstanceId"),
-        _need("AWS/EC2", "StatusCheckFailed_System", "InstanceId"),
-        _need("CWAgent", "disk_used_percent", "InstanceId"),
-    ],
-    "autoScalingGroup": [
-        _need("AWS/EC2", "CPUUtilization", "AutoScalingGroupName"),
-        _need("CWAgent", "mem_used_percent", "AutoScalingGroupName"),
-    ],
-    "application": [
-        {"namespace": "SARK/App", "metricName": "siem_events_failed_total"},
-        {"namespace": "SARK/App", "metricName": "db_pool_size"},
-    ],
-}
-
-_NEED_SCHEMA = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {"namespace": {"type": "string"}, "metricName": {"type": "string"},
-                       "dimension": {"type": "string"}},
-        "required": ["namespace", "metricName", "dimension"],
-    },
-}
-
-POLICIES = [
-    resource_policy(
-        name="aws-cloudwatch-metric-alarm-require-actions",
-        description="Every CloudWatch alarm has its actions enabled and notifies at least one target.",
-        resource_types=[METRIC_ALARM],
-        validate=alarm_has_actions,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set actions_enabled=True and alarm_actions=[<alert topic ARN>] (Monitoring's "
-                          "alert_topic_arn).",
-        anchors=Anchors(checkov=["CKV_AWS_319"], securityhub=["CloudWatch.15", "CloudWatch.17"],
-                        checklist=["Pre-Deployment 3.3 (alerting rules)", "Post-Deployment 1.1"]),
-    ),
-    resource_policy(
-        name="aws-cloudwatch-metric-alarm-configure-ok-actions",
-        description="Every CloudWatch alarm also notifies when it returns to OK.",
-        resource_types=[METRIC_ALARM],
-        validate=alarm_has_ok_actions,
-        severity=Severity.LOW,
-        enforcement_level=EnforcementLevel.ADVISORY,
-        remediation_steps="Set ok_actions=[<alert topic ARN>] so on-call sees the recovery.",
-        anchors=Anchors(checklist=["Post-Deployment 1.1 (alert delivery)"]),
-    ),
-    resource_policy(
-        name="aws-cloudwatch-log-group-configure-retention",
-        description="Log groups keep logs for a set period within the configured bounds, never forever.",
-        resource_types=[LOG_GROUP],
-        validate=log_group_retention,
-        # Too short loses the logs an incident review needs; unset keeps audit and personal
-        # data forever (storage limitation) at growing cost. Both are data-handling failures.
-        severity=Severity.MEDIUM,
-        remediation_steps="Set retention_in_days to a CloudWatch Logs retention value within the bounds "
-                          "(the checklist asks 30-90 days for application logs).",
-        anchors=Anchors(checkov=["CKV_AWS_66", "CKV_AWS_338"], securityhub=["CloudWatch.16"],
-                        checklist=["Pre-Deployment 3.3 (log retention 30-90 days)"]),
-        config={
-            "minRetentionDays": {"type": "integer", "default": 30,
-                                 "description": "Shortest allowed retention in days."},
-            "maxRetentionDays": {"type": "integer", "default": 3653,
-                                 "description": "Longest allowed retention in days (0, never expire, always "
-                                                "fails)."},
-        },
-    ),
-    resource_policy(
-        name="aws-cloudwatch-log-group-enable-kms-encryption",
-        description="Log groups are encrypted with a customer-managed KMS key.",
-        resource_types=[LOG_GROUP],
-        validate=log_group_encrypted,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_id to the stack key's ARN; its key policy already lets CloudWatch Logs "
-                          "use it for this account's log groups.",
-        anchors=Anchors(checkov=["CKV_AWS_158"], trivy=["AVD-AWS-0017"]),
-    ),
-    stack_policy(
-        name="aws-cloudwatch-require-sark-alarms",
-        description="Every load balancer, target group, database, cache, TimescaleDB host and app Auto Scaling "
-                    "group has the checklist's alarms attached.",
-        validate=required_alarms,
-        severity=Severity.MEDIUM,
-        remediation_steps="Pass the resource's dimension value (arn_suffix, identifier, member cluster id, "
-                          "instance id, group name) to components/monitoring.py's MonitoringArgs, which creates "
-                          "the alarms; or add an aws.cloudwatch.MetricAlarm on the named metric and dimension.",
-        anchors=Anchors(checklist=["Pre-Deployment 3.3 (alerting rules)", "Post-Deployment 1.1",
-                                   "Post-Deployment 5 (p95 < 500 ms)"]),
-        config={
-            "requiredAlarms": {
-                "type": "object",
-                "description": "Per kind of resource, the metrics that must have an alarm attached by dimension; "
-                               "'application' lists app metrics required once the stack has an Auto Scaling "
-                               "group.",
-                "properties": {
-                    **{kind: _NEED_SCHEMA for kind in DEFAULT_REQUIRED_ALARMS if kind != "application"},
-                    "application": {"type": "array", "items": {
-                        "type": "object",
-                        "properties": {"namespace": {"type": "string"}, "metricName": {"type": "string"}},
-                        "required": ["namespace", "metricName"]}},
-                },
-                "default": DEFAULT_REQUIRED_ALARMS,
-            },
-            "timescaleRole": {"type": "string", "default": "timescale",
-                              "description": "sark:role tag value of the TimescaleDB host instance."},
-        },
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
-from ._props import as_bool, as_int, as_list, as_map, first
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._props import UNKNOWN, as_bool, as_int, as_list, as_map, first, known, known_items
 
 VOLUME = "aws:ebs/volume:Volume"
 ENCRYPTION_BY_DEFAULT = "aws:ebs/encryptionByDefault:EncryptionByDefault"
@@ -36,13 +35,6 @@ AWS_MANAGED_KEY = "alias/aws/ebs"
 _DAYS = {"DAYS": 1, "WEEKS": 7, "MONTHS": 30, "YEARS": 365}
 _RATE = re.compile(r"^rate\((\d+) (minutes?|hours?|days?)\)$")
 
-
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
 
 
 def runs_daily(schedule: str) -> bool:
@@ -65,32 +57,6 @@ def runs_daily(schedule: str) -> bool:
 # Resource rules
 # --------------------------------------------------------------------------------------
 
-def volume_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Volumes are encrypted."""
-    if as_bool(args.props.get("encrypted")) is not True:
-        report_violation("encrypted is not true; the volume and its snapshots would be stored unencrypted (unless "
-                         "the account's EBS default encryption happens to be on).", None)
-
-
-def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Encrypted volumes use the stack's customer-managed key."""
-    if as_bool(args.props.get("encrypted")) is not True:
-        return
-    key = _set_or_unknown(args.props, "kmsKeyId")
-    if not key:
-        report_violation("kmsKeyId is not set; the volume would use the AWS-managed aws/ebs key, not the stack's "
-                         "customer-managed key.", None)
-    elif key == AWS_MANAGED_KEY:
-        report_violation("kmsKeyId is the AWS-managed alias/aws/ebs; use the stack's customer-managed key.", None)
-
-
-def default_encryption_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Account-wide EBS encryption by default, where a stack manages it, is on."""
-    if as_bool(args.props.get("enabled")) is False:
-        report_violation("enabled is false; every new volume and snapshot copy in this account and region without an "
-                         "explicit encrypted flag would be stored unencrypted.", None)
-
-
 def enable_default_encryption(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: turn encryption by default on (it only affects volumes created afterwards)."""
     if as_bool(args.props.get("enabled")) is not False:
@@ -98,10 +64,72 @@ def enable_default_encryption(args: ResourceValidationArgs) -> Mapping[str, Any]
     args.props["enabled"] = True
     return args.props
 
+_RETENTION = {"minDays": {"type": "integer", "minimum": 1, "default": 30,
+                          "description": "Fewest days snapshots / recovery points may be kept."}}
 
+
+@resource_rule(
+    "aws-ebs-volume-disallow-unencrypted-volume", [VOLUME], Severity.HIGH,
+    "EBS volumes are encrypted.",
+    fix="Set encrypted=True with kms_key_id=<stack key ARN>; an unencrypted volume must be "
+        "copied through an encrypted snapshot.",
+    anchors=Anchors(compliance=["aws-ebs-volume-disallow-unencrypted-volume"], checkov=["CKV_AWS_3"],
+                    trivy=["AVD-AWS-0026"], securityhub=["EC2.3"]),
+)
+def volume_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Volumes are encrypted."""
+    if as_bool(args.props.get("encrypted")) is not True:
+        report_violation("encrypted is not true; the volume and its snapshots would be stored unencrypted (unless "
+                         "the account's EBS default encryption happens to be on).", None)
+
+
+@resource_rule(
+    "aws-ebs-volume-configure-customer-managed-key", [VOLUME], Severity.MEDIUM,
+    "Encrypted EBS volumes use the stack's customer-managed KMS key.",
+    fix="Set kms_key_id=<stack key ARN>.",
+    anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
+                    trivy=["AVD-AWS-0027"]),
+)
+def volume_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Encrypted volumes use the stack's customer-managed key."""
+    if as_bool(args.props.get("encrypted")) is not True:
+        return
+    key = known(args.props, "kmsKeyId")
+    if not key:
+        report_violation("kmsKeyId is not set; the volume would use the AWS-managed aws/ebs key, not the stack's "
+                         "customer-managed key.", None)
+    elif key == AWS_MANAGED_KEY:
+        report_violation("kmsKeyId is the AWS-managed alias/aws/ebs; use the stack's customer-managed key.", None)
+
+
+@resource_rule(
+    "aws-ebs-encryption-by-default-require-enabled", [ENCRYPTION_BY_DEFAULT], Severity.HIGH,
+    "EBS encryption by default, where a stack manages it, is enabled.",
+    fix="Set enabled=True (the provider's default) on aws.ebs.EncryptionByDefault, ideally in the "
+        "account's baseline stack with aws.ebs.DefaultKmsKey.",
+    anchors=Anchors(checkov=["CKV_AWS_106"], securityhub=["EC2.7"]),
+    remediate=enable_default_encryption,
+)
+def default_encryption_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Account-wide EBS encryption by default, where a stack manages it, is on."""
+    if as_bool(args.props.get("enabled")) is False:
+        report_violation("enabled is false; every new volume and snapshot copy in this account and region without an "
+                         "explicit encrypted flag would be stored unencrypted.", None)
+
+
+
+@resource_rule(
+    "aws-backup-plan-configure-retention", [BACKUP_PLAN], Severity.HIGH,
+    "AWS Backup plans run at least daily and keep recovery points at least 30 days.",
+    fix="Give every rule a daily schedule (e.g. cron(0 3 * * ? *)) and lifecycle.delete_after of "
+        "at least 30 (config timescaleSnapshotRetentionDays).",
+    anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                    checklist=["Pre-Deployment 1.2 (daily backups, 30 days)", "Post-Deployment 4"]),
+    config=_RETENTION,
+)
 def backup_plan_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every rule runs at least daily and keeps recovery points at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     rules = as_list(args.props.get("rules"))
     if not rules:
         report_violation("The backup plan has no rules; nothing would be backed up.", None)
@@ -117,9 +145,15 @@ def backup_plan_retention(args: ResourceValidationArgs, report_violation: Report
                              f"least {minimum} days.", None)
 
 
+@resource_rule(
+    "aws-backup-vault-configure-customer-managed-key", [BACKUP_VAULT], Severity.MEDIUM,
+    "AWS Backup vaults are encrypted with the stack's customer-managed KMS key.",
+    fix="Set kms_key_arn=<stack key ARN> (only at creation).",
+    anchors=Anchors(checkov=["CKV_AWS_166"]),
+)
 def backup_vault_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Backup vaults are encrypted with the stack's customer-managed key."""
-    if not _set_or_unknown(args.props, "kmsKeyArn"):
+    if not known(args.props, "kmsKeyArn"):
         report_violation("kmsKeyArn is not set; recovery points would be encrypted with the AWS-managed backup "
                          "key, not the stack's customer-managed key.", None)
 
@@ -138,9 +172,17 @@ def _dlm_retention_days(schedule: Mapping[str, Any]) -> float | None:
     return count * hours / 24
 
 
+@resource_rule(
+    "aws-dlm-lifecycle-policy-configure-retention", [DLM_POLICY], Severity.HIGH,
+    "Data Lifecycle Manager policies keep snapshots at least 30 days.",
+    fix="Set each schedule's retain_rule to interval=30, interval_unit=DAYS (or a count that "
+        "covers 30 days at the schedule's frequency).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.2 (daily backups, 30 days)"]),
+    config=_RETENTION,
+)
 def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every schedule keeps snapshots at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     details = first(args.props.get("policyDetails"))
     for schedule in (as_map(s) for s in as_list(details.get("schedules"))):
         name = schedule.get("name") or "unnamed"
@@ -160,9 +202,11 @@ def dlm_retention(args: ResourceValidationArgs, report_violation: ReportViolatio
 def _selected(volume: PolicyResource, selection: PolicyResource) -> bool:
     if volume in selection.property_dependencies.get("resources", []):
         return True
-    arn = volume.props.get("arn")
-    for resource in (str(r) for r in as_list(selection.props.get("resources"))):
-        if resource == arn or resource in ("*", "arn:aws:ec2:*:*:volume/*"):
+    arn = known(volume.props, "arn")
+    for resource in known_items(known(selection.props, "resources")):
+        # An ARN computed from another resource (unknown in a first preview) is not this volume's:
+        # this volume's would be in the property dependencies above.
+        if resource is not UNKNOWN and (resource == arn or resource in ("*", "arn:aws:ec2:*:*:volume/*")):
             return True
     tags = as_map(volume.props.get("tags"))
     return any(as_map(t).get("type") == "STRINGEQUALS" and tags.get(as_map(t).get("key")) == as_map(t).get("value")
@@ -178,6 +222,16 @@ def _targeted(volume: PolicyResource, policy: PolicyResource) -> bool:
     return bool(targets) and all(tags.get(k) == v for k, v in targets.items())
 
 
+@stack_rule(
+    "aws-ebs-volume-require-backup", Severity.HIGH,
+    "Every standalone EBS volume is covered by AWS Backup or a DLM policy.",
+    fix="Add the volume's ARN to an aws.backup.Selection of a daily plan (as TimescaleHost does), "
+        "or tag it for an enabled DLM policy.",
+    anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
+                    checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
+    needs="the backup selections whose resources came from the volume (property dependency) or DLM target tags",
+    covered_by=["aws-backup-plan-configure-retention", "aws-dlm-lifecycle-policy-configure-retention"],
+)
 def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every standalone EBS volume is in an AWS Backup selection or a DLM policy."""
     selections = [r for r in args.resources if r.resource_type == BACKUP_SELECTION]
@@ -190,82 +244,5 @@ def volumes_backed_up(args: StackValidationArgs, report_violation: ReportViolati
                          "it has no scheduled snapshots.", volume.urn)
 
 
-_RETENTION = {"minDays": {"type": "integer", "minimum": 1, "default": 30,
-                          "description": "Fewest days snapshots / recovery points may be kept."}}
 
-POLICIES = [
-    resource_policy(
-        name="aws-ebs-volume-disallow-unencrypted-volume",
-        description="EBS volumes are encrypted.",
-        resource_types=[VOLUME],
-        validate=volume_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set encrypted=True with kms_key_id=<stack key ARN>; an unencrypted volume must be "
-                          "copied through an encrypted snapshot.",
-        anchors=Anchors(compliance=["aws-ebs-volume-disallow-unencrypted-volume"], checkov=["CKV_AWS_3"],
-                        trivy=["AVD-AWS-0026"], securityhub=["EC2.3"]),
-    ),
-    resource_policy(
-        name="aws-ebs-volume-configure-customer-managed-key",
-        description="Encrypted EBS volumes use the stack's customer-managed KMS key.",
-        resource_types=[VOLUME],
-        validate=volume_customer_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_id=<stack key ARN>.",
-        anchors=Anchors(compliance=["aws-ebs-volume-configure-customer-managed-key"], checkov=["CKV_AWS_189"],
-                        trivy=["AVD-AWS-0027"]),
-    ),
-    resource_policy(
-        name="aws-ebs-encryption-by-default-require-enabled",
-        description="EBS encryption by default, where a stack manages it, is enabled.",
-        resource_types=[ENCRYPTION_BY_DEFAULT],
-        validate=default_encryption_enabled,
-        severity=Severity.HIGH,
-        remediation_steps="Set enabled=True (the provider's default) on aws.ebs.EncryptionByDefault, ideally in the "
-                          "account's baseline stack with aws.ebs.DefaultKmsKey.",
-        anchors=Anchors(checkov=["CKV_AWS_106"], securityhub=["EC2.7"]),
-        remediate=enable_default_encryption,
-    ),
-    resource_policy(
-        name="aws-backup-plan-configure-retention",
-        description="AWS Backup plans run at least daily and keep recovery points at least 30 days.",
-        resource_types=[BACKUP_PLAN],
-        validate=backup_plan_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Give every rule a daily schedule (e.g. cron(0 3 * * ? *)) and lifecycle.delete_after of "
-                          "at least 30 (config timescaleSnapshotRetentionDays).",
-        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
-                        checklist=["Pre-Deployment 1.2 (daily backups, 30 days)", "Post-Deployment 4"]),
-        config=_RETENTION,
-    ),
-    resource_policy(
-        name="aws-backup-vault-configure-customer-managed-key",
-        description="AWS Backup vaults are encrypted with the stack's customer-managed KMS key.",
-        resource_types=[BACKUP_VAULT],
-        validate=backup_vault_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_arn=<stack key ARN> (only at creation).",
-        anchors=Anchors(checkov=["CKV_AWS_166"]),
-    ),
-    resource_policy(
-        name="aws-dlm-lifecycle-policy-configure-retention",
-        description="Data Lifecycle Manager policies keep snapshots at least 30 days.",
-        resource_types=[DLM_POLICY],
-        validate=dlm_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set each schedule's retain_rule to interval=30, interval_unit=DAYS (or a count that "
-                          "covers 30 days at the schedule's frequency).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.2 (daily backups, 30 days)"]),
-        config=_RETENTION,
-    ),
-    stack_policy(
-        name="aws-ebs-volume-require-backup",
-        description="Every standalone EBS volume is covered by AWS Backup or a DLM policy.",
-        validate=volumes_backed_up,
-        severity=Severity.HIGH,
-        remediation_steps="Add the volume's ARN to an aws.backup.Selection of a daily plan (as TimescaleHost does), "
-                          "or tag it for an enabled DLM policy.",
-        anchors=Anchors(checkov=["CKV2_AWS_9"], securityhub=["EC2.28"],
-                        checklist=["Pre-Deployment 1.2 (automated daily backups)", "Post-Deployment 4"]),
-    ),
-]
+POLICIES = policies_of(__name__)

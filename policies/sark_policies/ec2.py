@@ -36,7 +36,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, Remediation, resource_policy
+from ._base import ADVISORY, MANDATORY, Anchors, Remediation, ResourceRule, policies_of, resource_rule, settings
 from ._props import as_bool, as_int, as_list, as_map, plain_items
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -111,14 +111,66 @@ def secrets_in(text: str) -> list[str]:
     return found
 
 
+_HOP_LIMIT = {"maxHopLimit": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1,
+                             "description": "Largest allowed http_put_response_hop_limit (2 lets containers reach "
+                                            "the instance role)."}}
+
+
+
+def per_kind(name: str, description: str, severity: Severity, *, fix: str, anchors: Mapping[str, Anchors],
+             config: Mapping[str, dict[str, Any]] | None = None, level: EnforcementLevel = MANDATORY,
+             remediate: Remediation | None = None) -> Callable[[ResourceRule], ResourceRule]:
+    """Declare one resource policy per resource kind in ``anchors`` (instance, launch template,
+    launch configuration), named ``aws-ec2-<kind>-<name>``, as compliance-policies names them."""
+
+    def declare(validate: ResourceRule) -> ResourceRule:
+        for token, kind_anchors in anchors.items():
+            resource_rule(f"aws-ec2-{KINDS[token]}-{name}", [token], severity,
+                          description.format(kind=_KIND_PLURALS[token]), fix=fix, anchors=kind_anchors,
+                          level=level, config=config, remediate=remediate)(validate)
+        return validate
+
+    return declare
+
+
 # --------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------
 
+def require_imdsv2(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: httpTokens 'required' and the hop limit capped at ``maxHopLimit``.
+
+    Safe to apply: IMDSv2 clients (every current AWS SDK and the CLI) keep working; only
+    IMDSv1 requests, which SSRF exploits use, start failing.
+    """
+    props = args.props
+    options = as_map(props.get("metadataOptions"))
+    if options.get("httpEndpoint") == "disabled":
+        return None
+    max_hops = settings(args).int("maxHopLimit")
+    hops = as_int(options.get("httpPutResponseHopLimit"))
+    wanted = {"httpTokens": "required", "httpPutResponseHopLimit": max_hops if hops is None else min(hops, max_hops)}
+    if all(options.get(key) == value for key, value in wanted.items()):
+        return None
+    props["metadataOptions"] = {**plain_items(props.get("metadataOptions")), **wanted}
+    return props
+
+
+@per_kind(
+    "require-imdsv2", "{kind} require IMDSv2 session tokens and a metadata hop limit of 1.", Severity.HIGH,
+    fix="Set metadata_options with http_tokens='required' and http_put_response_hop_limit=1.",
+    anchors={INSTANCE: Anchors(checkov=["CKV_AWS_79"], trivy=["AVD-AWS-0028"], securityhub=["EC2.8"]),
+             LAUNCH_TEMPLATE: Anchors(compliance=["pulumi/compliance-policies#63"],
+                                      checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
+                                      securityhub=["EC2.170", "AutoScaling.3"]),
+             LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
+                                           securityhub=["AutoScaling.3"])},
+    config=_HOP_LIMIT, remediate=require_imdsv2,
+)
 def imdsv2_required(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """IMDSv2 only (session tokens required), with a hop limit that keeps containers away from the role."""
     options = as_map(args.props.get("metadataOptions"))
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    max_hops = settings(args).int("maxHopLimit")
     if options.get("httpEndpoint") == "disabled":
         return
     if options.get("httpTokens") != "required":
@@ -132,6 +184,18 @@ def imdsv2_required(args: ResourceValidationArgs, report_violation: ReportViolat
         report_violation(f"metadataOptions.httpPutResponseHopLimit is {hops}; it must be at most {max_hops}.", None)
 
 
+@per_kind(
+    "disallow-public-ip", "{kind} do not get a public IP address.", Severity.HIGH,
+    fix="Set associate_public_ip_address=False (on a launch template: in network_interfaces) and keep hosts in "
+        "private subnets behind the load balancer.",
+    anchors={INSTANCE: Anchors(awsguard=["ec2-instance-no-public-ip"],
+                               compliance=["aws-ec2-instance-disallow-public-ip"], checkov=["CKV_AWS_88"],
+                               securityhub=["EC2.9"], checklist=["Pre-Deployment 1.1 (private network access)"]),
+             LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-public-ip"], checkov=["CKV_AWS_88"],
+                                      securityhub=["EC2.9"], checklist=["Pre-Deployment 1.1 (private network access)"]),
+             LAUNCH_CONFIGURATION: Anchors(trivy=["AVD-AWS-0009"], securityhub=["EC2.9"],
+                                           checklist=["Pre-Deployment 1.1 (private network access)"])},
+)
 def no_public_ip(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """No public IPv4 address, stated explicitly rather than left to the subnet's default."""
     if args.resource_type != LAUNCH_TEMPLATE:
@@ -152,6 +216,18 @@ def no_public_ip(args: ResourceValidationArgs, report_violation: ReportViolation
                              None)
 
 
+@per_kind(
+    "disallow-unencrypted-block-device", "{kind} encrypt their root and data volumes.", Severity.HIGH,
+    fix="Declare the root device (root_block_device / block_device_mappings[].ebs) with encrypted=True, and "
+        "encrypted=True on every other EBS device.",
+    anchors={INSTANCE: Anchors(awsguard=["encrypted-volumes"],
+                               compliance=["aws-ec2-instance-disallow-unencrypted-root-block-device",
+                                           "aws-ec2-instance-disallow-unencrypted-block-device"],
+                               checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0131"], securityhub=["EC2.3"]),
+             LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-unencrypted-block-device"],
+                                      checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"]),
+             LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"])},
+)
 def volumes_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Root and data volumes are encrypted."""
     if args.resource_type != LAUNCH_TEMPLATE:
@@ -178,6 +254,14 @@ def volumes_encrypted(args: ResourceValidationArgs, report_violation: ReportViol
                              "ebs.encrypted is not true.", None)
 
 
+@per_kind(
+    "disallow-secrets-in-user-data", "{kind} carry no secrets in user data.", Severity.CRITICAL,
+    fix="Remove the value from user data; store it in Secrets Manager and let the host read it at start with its "
+        "instance role (see sark-render-env).",
+    anchors={INSTANCE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0029"], checklist=["Pre-Deployment 2.1"]),
+             LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0129"], checklist=["Pre-Deployment 2.1"]),
+             LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_46"], checklist=["Pre-Deployment 2.1"])},
+)
 def no_secrets_in_user_data(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """User data is readable by anyone with ec2:DescribeInstanceAttribute and from the instance: no secrets."""
     text = user_data_text(args.resource_type, args.props)
@@ -188,6 +272,12 @@ def no_secrets_in_user_data(args: ResourceValidationArgs, report_violation: Repo
                          None)
 
 
+@per_kind(
+    "require-instance-profile", "{kind} have an instance profile.", Severity.LOW, level=ADVISORY,
+    fix="Attach an instance profile whose role has AmazonSSMManagedInstanceCore and reads only this stack's "
+        "secrets and parameters.",
+    anchors={token: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"]) for token in KINDS},
+)
 def instance_profile_attached(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Hosts have an instance profile (SSM management, CloudWatch agent, reading their secrets)."""
     profile = args.props.get("iamInstanceProfile")
@@ -199,25 +289,16 @@ def instance_profile_attached(args: ResourceValidationArgs, report_violation: Re
                          "configuration.", None)
 
 
-def require_imdsv2(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: httpTokens 'required' and the hop limit capped at ``maxHopLimit``.
-
-    Safe to apply: IMDSv2 clients (every current AWS SDK and the CLI) keep working; only
-    IMDSv1 requests, which SSRF exploits use, start failing.
-    """
-    props = args.props
-    options = as_map(props.get("metadataOptions"))
-    if options.get("httpEndpoint") == "disabled":
-        return None
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
-    hops = as_int(options.get("httpPutResponseHopLimit"))
-    wanted = {"httpTokens": "required", "httpPutResponseHopLimit": max_hops if hops is None else min(hops, max_hops)}
-    if all(options.get(key) == value for key, value in wanted.items()):
-        return None
-    props["metadataOptions"] = {**plain_items(props.get("metadataOptions")), **wanted}
-    return props
-
-
+@per_kind(
+    "enable-detailed-monitoring", "{kind} have detailed (one-minute) CloudWatch monitoring.", Severity.LOW,
+    level=ADVISORY,
+    fix="Set monitoring=True (a launch template: monitoring.enabled=True; a launch configuration: leave "
+        "enable_monitoring at its default, True).",
+    anchors={INSTANCE: Anchors(awsguard=["ec2-instance-detailed-monitoring-enabled"], checkov=["CKV_AWS_126"],
+                               checklist=["Pre-Deployment 3.3 (alerting rules)"]),
+             LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_126"], checklist=["Pre-Deployment 3.3 (alerting rules)"]),
+             LAUNCH_CONFIGURATION: Anchors(checklist=["Pre-Deployment 3.3 (alerting rules)"])},
+)
 def detailed_monitoring(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """One-minute CloudWatch metrics, so alarms and scaling react within minutes."""
     if args.resource_type == LAUNCH_TEMPLATE:
@@ -231,6 +312,13 @@ def detailed_monitoring(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation("monitoring is not true; the instance would report metrics every 5 minutes only.", None)
 
 
+@resource_rule(
+    "aws-ec2-instance-metadata-defaults-require-imdsv2", [METADATA_DEFAULTS], Severity.HIGH,
+    "Account-wide instance metadata defaults, where a stack sets them, require IMDSv2.",
+    fix="Set http_tokens='required' and http_put_response_hop_limit=1 (or leave the hop limit at -1, no "
+        "preference).",
+    anchors=Anchors(checkov=["CKV_AWS_79"], securityhub=["EC2.8", "EC2.170"]), config=_HOP_LIMIT,
+)
 def metadata_defaults_imdsv2(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Account-wide IMDS defaults, where a stack sets them, require session tokens."""
     props = args.props
@@ -240,154 +328,27 @@ def metadata_defaults_imdsv2(args: ResourceValidationArgs, report_violation: Rep
     if tokens != "required":
         shown = tokens or "not set (no-preference: each AMI decides)"
         report_violation(f"httpTokens is {shown}; account defaults must be 'required' (IMDSv2 only).", None)
-    max_hops = as_int(args.get_config().get("maxHopLimit")) or 1
+    max_hops = settings(args).int("maxHopLimit")
     hops = as_int(props.get("httpPutResponseHopLimit"))
     if hops is not None and hops > max_hops:
         report_violation(f"httpPutResponseHopLimit is {hops}; it must be at most {max_hops}.", None)
 
 
+@resource_rule(
+    "aws-ec2-instance-enable-termination-protection", [INSTANCE], Severity.MEDIUM,
+    "Database hosts (sark:role timescale) have termination protection.",
+    fix="Set disable_api_termination=True on the instance; turn it off deliberately before a planned replacement.",
+    anchors=Anchors(checklist=["Pre-Deployment 1.2 (TimescaleDB)"]),
+    config={"roles": {"type": "array", "items": {"type": "string"}, "default": ["timescale"],
+                      "description": "sark:role tag values whose instances hold data."}},
+)
 def termination_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Database hosts cannot be terminated through the API by accident."""
-    roles = [str(r) for r in as_list(args.get_config().get("roles"))]
+    roles = settings(args).strings("roles")
     role = as_map(args.props.get("tags")).get(ROLE_TAG)
     if role in roles and as_bool(args.props.get("disableApiTermination")) is not True:
         report_violation(f"Instance tagged {ROLE_TAG}={role} has disableApiTermination unset or false; it must be "
                          "true.", None)
 
 
-_HOP_LIMIT = {"maxHopLimit": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1,
-                             "description": "Largest allowed http_put_response_hop_limit (2 lets containers reach "
-                                            "the instance role)."}}
-
-
-def _both(name: str, description: str, *, validate: Callable[[ResourceValidationArgs, ReportViolation], None],
-          severity: Severity, remediation: str, anchors: dict[str, Anchors],
-          config: Mapping[str, dict[str, Any]] | None = None,
-          level: EnforcementLevel = EnforcementLevel.MANDATORY,
-          remediate: Remediation | None = None) -> list[Any]:
-    """One policy per resource kind in ``anchors`` (instance, launch template, launch configuration)."""
-    return [
-        resource_policy(
-            name=f"aws-ec2-{KINDS[token]}-{name}",
-            description=description.format(kind=_KIND_PLURALS[token]),
-            resource_types=[token],
-            validate=validate,
-            severity=severity,
-            remediation_steps=remediation,
-            anchors=anchors[token],
-            config=config,
-            enforcement_level=level,
-            remediate=remediate,
-        )
-        for token in anchors
-    ]
-
-
-POLICIES = [
-    *_both(
-        "require-imdsv2",
-        "{kind} require IMDSv2 session tokens and a metadata hop limit of 1.",
-        validate=imdsv2_required,
-        severity=Severity.HIGH,
-        remediation="Set metadata_options with http_tokens='required' and http_put_response_hop_limit=1.",
-        anchors={INSTANCE: Anchors(checkov=["CKV_AWS_79"], trivy=["AVD-AWS-0028"], securityhub=["EC2.8"]),
-                 LAUNCH_TEMPLATE: Anchors(compliance=["pulumi/compliance-policies#63"],
-                                          checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
-                                          securityhub=["EC2.170", "AutoScaling.3"]),
-                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_79", "CKV_AWS_341"], trivy=["AVD-AWS-0130"],
-                                               securityhub=["AutoScaling.3"])},
-        config=_HOP_LIMIT,
-        remediate=require_imdsv2,
-    ),
-    *_both(
-        "disallow-public-ip",
-        "{kind} do not get a public IP address.",
-        validate=no_public_ip,
-        severity=Severity.HIGH,
-        remediation="Set associate_public_ip_address=False (on a launch template: in network_interfaces) and keep "
-                    "hosts in private subnets behind the load balancer.",
-        anchors={INSTANCE: Anchors(awsguard=["ec2-instance-no-public-ip"],
-                                   compliance=["aws-ec2-instance-disallow-public-ip"], checkov=["CKV_AWS_88"],
-                                   securityhub=["EC2.9"], checklist=["Pre-Deployment 1.1 (private network access)"]),
-                 LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-public-ip"],
-                                          checkov=["CKV_AWS_88"], securityhub=["EC2.9"],
-                                          checklist=["Pre-Deployment 1.1 (private network access)"]),
-                 LAUNCH_CONFIGURATION: Anchors(trivy=["AVD-AWS-0009"], securityhub=["EC2.9"],
-                                               checklist=["Pre-Deployment 1.1 (private network access)"])},
-    ),
-    *_both(
-        "disallow-unencrypted-block-device",
-        "{kind} encrypt their root and data volumes.",
-        validate=volumes_encrypted,
-        severity=Severity.HIGH,
-        remediation="Declare the root device (root_block_device / block_device_mappings[].ebs) with encrypted=True, "
-                    "and encrypted=True on every other EBS device.",
-        anchors={INSTANCE: Anchors(awsguard=["encrypted-volumes"],
-                                   compliance=["aws-ec2-instance-disallow-unencrypted-root-block-device",
-                                               "aws-ec2-instance-disallow-unencrypted-block-device"],
-                                   checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0131"], securityhub=["EC2.3"]),
-                 LAUNCH_TEMPLATE: Anchors(compliance=["aws-ec2-launchtemplate-disallow-unencrypted-block-device"],
-                                          checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"]),
-                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_8"], trivy=["AVD-AWS-0008"], securityhub=["EC2.3"])},
-    ),
-    *_both(
-        "disallow-secrets-in-user-data",
-        "{kind} carry no secrets in user data.",
-        validate=no_secrets_in_user_data,
-        severity=Severity.CRITICAL,
-        remediation="Remove the value from user data; store it in Secrets Manager and let the host read it at start "
-                    "with its instance role (see sark-render-env).",
-        anchors={INSTANCE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0029"], checklist=["Pre-Deployment 2.1"]),
-                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_46"], trivy=["AVD-AWS-0129"],
-                                          checklist=["Pre-Deployment 2.1"]),
-                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV_AWS_46"], checklist=["Pre-Deployment 2.1"])},
-    ),
-    *_both(
-        "require-instance-profile",
-        "{kind} have an instance profile.",
-        validate=instance_profile_attached,
-        severity=Severity.LOW,
-        remediation="Attach an instance profile whose role has AmazonSSMManagedInstanceCore and reads only this "
-                    "stack's secrets and parameters.",
-        anchors={INSTANCE: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"]),
-                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"]),
-                 LAUNCH_CONFIGURATION: Anchors(checkov=["CKV2_AWS_41"], securityhub=["SSM.1"])},
-        level=EnforcementLevel.ADVISORY,
-    ),
-    *_both(
-        "enable-detailed-monitoring",
-        "{kind} have detailed (one-minute) CloudWatch monitoring.",
-        validate=detailed_monitoring,
-        severity=Severity.LOW,
-        remediation="Set monitoring=True (a launch template: monitoring.enabled=True; a launch configuration: leave "
-                    "enable_monitoring at its default, True).",
-        anchors={INSTANCE: Anchors(awsguard=["ec2-instance-detailed-monitoring-enabled"], checkov=["CKV_AWS_126"],
-                                   checklist=["Pre-Deployment 3.3 (alerting rules)"]),
-                 LAUNCH_TEMPLATE: Anchors(checkov=["CKV_AWS_126"], checklist=["Pre-Deployment 3.3 (alerting rules)"]),
-                 LAUNCH_CONFIGURATION: Anchors(checklist=["Pre-Deployment 3.3 (alerting rules)"])},
-        level=EnforcementLevel.ADVISORY,
-    ),
-    resource_policy(
-        name="aws-ec2-instance-metadata-defaults-require-imdsv2",
-        description="Account-wide instance metadata defaults, where a stack sets them, require IMDSv2.",
-        resource_types=[METADATA_DEFAULTS],
-        validate=metadata_defaults_imdsv2,
-        severity=Severity.HIGH,
-        remediation_steps="Set http_tokens='required' and http_put_response_hop_limit=1 (or leave the hop limit at "
-                          "-1, no preference).",
-        anchors=Anchors(checkov=["CKV_AWS_79"], securityhub=["EC2.8", "EC2.170"]),
-        config=_HOP_LIMIT,
-    ),
-    resource_policy(
-        name="aws-ec2-instance-enable-termination-protection",
-        description="Database hosts (sark:role timescale) have termination protection.",
-        resource_types=[INSTANCE],
-        validate=termination_protection,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set disable_api_termination=True on the instance; turn it off deliberately before a "
-                          "planned replacement.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.2 (TimescaleDB)"]),
-        config={"roles": {"type": "array", "items": {"type": "string"}, "default": ["timescale"],
-                          "description": "sark:role tag values whose instances hold data."}},
-    ),
-]
+POLICIES = policies_of(__name__)

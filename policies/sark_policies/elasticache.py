@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, ResourceRule, resource_policy, stack_policy
-from ._props import as_bool, as_int, as_list, as_map
+from ._base import Anchors, ResourceRule, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked, undecided
+from ._props import as_bool, as_int, as_list, as_map, known
 
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CLUSTER = "aws:elasticache/cluster:Cluster"
@@ -37,24 +37,52 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a 
 ENGINES = ("valkey", "redis")
 
 
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
+
+def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: turn automatic minor version upgrades on (applied in the maintenance window)."""
+    if as_bool(args.props.get("autoMinorVersionUpgrade")) is not False:
+        return None
+    args.props["autoMinorVersionUpgrade"] = True
+    return args.props
+
+_CHECKLIST = ["Pre-Deployment 1.3"]
+
+_ENGINE_CONFIG = {
+    "minMajorVersion": {"type": "integer", "minimum": 6, "default": 7, "description": "Oldest engine major version "
+                                                                                      "allowed."},
+    "allowedEngines": {"type": "array", "items": {"type": "string"}, "default": list(ENGINES),
+                       "description": "Engines allowed (the checklist's Redis 7+, or its fork Valkey)."},
+}
+
+_SNAPSHOT_CONFIG = {"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                                "description": "Fewest days snapshots may be kept."}}
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-enable-at-rest-encryption", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups are encrypted at rest with the stack's customer-managed key.",
+    fix="Set at_rest_encryption_enabled=True and kms_key_id=<stack key ARN> (only possible at "
+        "creation: migrate through a snapshot).",
+    anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_191"], trivy=["AVD-AWS-0045"], securityhub=["ElastiCache.4"],
+                    checklist=_CHECKLIST),
+)
 def at_rest_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted at rest with the stack's customer-managed key."""
     if as_bool(args.props.get("atRestEncryptionEnabled")) is not True:
         report_violation("atRestEncryptionEnabled is not true; cached data and snapshots would be stored "
                          "unencrypted.", None)
-    elif not _set_or_unknown(args.props, "kmsKeyId"):
+    elif not known(args.props, "kmsKeyId"):
         report_violation("kmsKeyId is not set; data at rest would use the AWS-managed key, not the stack's "
                          "customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-require-transit-encryption", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups require TLS from every client.",
+    fix="Set transit_encryption_enabled=True and transit_encryption_mode='required'.",
+    anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                    checklist=["Pre-Deployment 3.2 (TLS)"]),
+)
 def transit_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """TLS on, and required (not merely preferred) for every client."""
     if as_bool(args.props.get("transitEncryptionEnabled")) is not True:
@@ -67,15 +95,31 @@ def transit_encryption(args: ResourceValidationArgs, report_violation: ReportVio
                          "without TLS.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-require-auth", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups require a password (AUTH) or RBAC users.",
+    fix="Set auth_token to the generated VALKEY_PASSWORD (with TLS required), or user_group_ids.",
+    anchors=Anchors(checkov=["CKV_AWS_31"], securityhub=["ElastiCache.6"],
+                    checklist=["Pre-Deployment 1.3 (requirepass)", "Pre-Deployment 3.1"]),
+)
 def authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Clients must authenticate (AUTH token or RBAC user groups)."""
-    token = _set_or_unknown(args.props, "authToken")
-    groups = _set_or_unknown(args.props, "userGroupIds")
+    token = known(args.props, "authToken")
+    groups = known(args.props, "userGroupIds")
     if not token and not (groups is True or as_list(groups)):
         report_violation("Neither authToken nor userGroupIds is set; any host that can reach port 6379 could "
                          "read and write the cache.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-configure-snapshot-retention", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache replication groups keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35; config cacheSnapshotRetentionDays) and a "
+        "snapshot_window.",
+    anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)
 def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Daily snapshots kept at least ``minDays`` (checklist: 30), in a chosen window."""
     retention_days(args, report_violation)
@@ -83,6 +127,14 @@ def snapshot_retention(args: ResourceValidationArgs, report_violation: ReportVio
         report_violation("snapshotWindow is not set; choose a daily window outside the maintenance window.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-enable-automatic-failover", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache replication groups fail over automatically to a replica in another zone.",
+    fix="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
+    anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
+    config={"minNodes": {"type": "integer", "minimum": 2, "maximum": 6, "default": 2,
+                         "description": "Fewest nodes (primary plus replicas) in a group."}},
+)
 def failover(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A replica in another zone takes over automatically."""
     props = args.props
@@ -90,7 +142,7 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         report_violation("automaticFailoverEnabled is not true; losing the primary would stop the cache.", None)
     if as_bool(props.get("multiAzEnabled")) is not True:
         report_violation("multiAzEnabled is not true; primary and replicas may share one availability zone.", None)
-    minimum = as_int(args.get_config().get("minNodes")) or 2
+    minimum = settings(args).int("minNodes")
     nodes = as_int(props.get("numCacheClusters"))
     replicas = as_int(props.get("replicasPerNodeGroup"))
     if nodes is not None and nodes < minimum:
@@ -100,9 +152,16 @@ def failover(args: ResourceValidationArgs, report_violation: ReportViolation) ->
                          f"needs at least {minimum} nodes.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-disallow-default-subnet-group", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache replication groups use the stack's data subnets, not the default subnet group.",
+    fix="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+    anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                    checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+)
 def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Placed in the stack's data subnets, not the default subnet group."""
-    group = _set_or_unknown(args.props, "subnetGroupName")
+    group = known(args.props, "subnetGroupName")
     if not group:
         report_violation("subnetGroupName is not set; the cache would land in the default subnet group of the "
                          "default VPC.", None)
@@ -110,11 +169,25 @@ def custom_subnet_group(args: ResourceValidationArgs, report_violation: ReportVi
         report_violation("subnetGroupName is default; use a subnet group over the stack's data subnets.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-configure-engine-version", [REPLICATION_GROUP], Severity.MEDIUM,
+    "ElastiCache runs Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
+        "cacheEngine / cacheEngineVersion.",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)
+@resource_rule(
+    "aws-elasticache-serverless-cache-configure-engine-version", [SERVERLESS_CACHE], Severity.MEDIUM,
+    "ElastiCache serverless caches run Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' and major_engine_version='7' (or newer).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """An allowed engine (Valkey or Redis), ``minMajorVersion`` (7) or newer."""
-    config = args.get_config()
-    minimum = as_int(config.get("minMajorVersion")) or 7
-    engines = [str(e) for e in as_list(config.get("allowedEngines"))]
+    config = settings(args)
+    minimum, engines = config.int("minMajorVersion"), config.strings("allowedEngines")
     # A replication group's engine defaults to redis; a cluster or serverless cache must name one.
     engine = args.props.get("engine") or ("redis" if args.resource_type == REPLICATION_GROUP else None)
     if engine not in engines:
@@ -131,18 +204,18 @@ def engine_version(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"{key} {version} is {engine} {match.group(1)}; it must be {minimum} or newer.", None)
 
 
+@resource_rule(
+    "aws-elasticache-replication-group-enable-auto-minor-version-upgrade", [REPLICATION_GROUP], Severity.HIGH,
+    "ElastiCache applies minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True.",
+    anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+    remediate=enable_auto_minor_upgrade,
+)
 def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Minor versions (security fixes) applied automatically."""
     if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
         report_violation("autoMinorVersionUpgrade is false; engine security fixes would not be applied.", None)
 
-
-def enable_auto_minor_upgrade(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: turn automatic minor version upgrades on (applied in the maintenance window)."""
-    if as_bool(args.props.get("autoMinorVersionUpgrade")) is not False:
-        return None
-    args.props["autoMinorVersionUpgrade"] = True
-    return args.props
 
 
 def _standalone(validate: ResourceRule) -> ResourceRule:
@@ -176,16 +249,22 @@ def no_standalone_redis(args: ResourceValidationArgs, report_violation: ReportVi
                          "aws.elasticache.ReplicationGroup (one node is enough) instead.", None)
 
 
+@resource_rule(
+    "aws-elasticache-serverless-cache-configure-customer-managed-key", [SERVERLESS_CACHE], Severity.HIGH,
+    "ElastiCache serverless caches are encrypted with the stack's customer-managed key.",
+    fix="Set kms_key_id=<stack key ARN> (only at creation).",
+    anchors=Anchors(checkov=["CKV_AWS_191"], securityhub=["ElastiCache.4"], checklist=_CHECKLIST),
+)
 def serverless_customer_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack's customer-managed key rather than an AWS-owned one."""
-    if not _set_or_unknown(args.props, "kmsKeyId"):
+    if not known(args.props, "kmsKeyId"):
         report_violation("kmsKeyId is not set; data at rest would use an AWS-owned key, not the stack's "
                          "customer-managed key.", None)
 
 
 def retention_days(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Daily snapshots kept at least ``minDays`` (checklist: 30); shared by groups and serverless caches."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("snapshotRetentionLimit"))
     if not days:
         report_violation(f"snapshotRetentionLimit is 0 or not set (no automatic snapshots); it must be at least "
@@ -194,33 +273,64 @@ def retention_days(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"snapshotRetentionLimit is {days} days; it must be at least {minimum} days.", None)
 
 
-def maxmemory_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every replication group's parameter group evicts with the configured policy (allkeys-lru)."""
-    wanted = str(args.get_config().get("maxmemoryPolicy") or "allkeys-lru")
+def _parameters(props: Any) -> dict[str, str]:
+    return {str(as_map(p).get("name")): str(as_map(p).get("value")) for p in as_list(props.get("parameters"))}
+
+
+@resource_rule(
+    "aws-elasticache-parameter-group-configure-maxmemory-policy", [PARAMETER_GROUP], Severity.MEDIUM,
+    "Valkey/Redis parameter groups evict with maxmemory-policy allkeys-lru.",
+    fix="Set the parameter maxmemory-policy=allkeys-lru (noeviction makes writes fail once memory is full; the "
+        "default volatile-lru evicts nothing without TTLs).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
+    level=EnforcementLevel.ADVISORY,
+    config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
+                                "description": "Eviction policy the parameter group must set."}},
+)
+def maxmemory_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A ``valkey*``/``redis*`` parameter group sets the configured eviction policy."""
+    if not str(args.props.get("family") or "").startswith(ENGINES):
+        return
+    wanted = settings(args).text("maxmemoryPolicy")
+    value = _parameters(args.props).get("maxmemory-policy")
+    if value != wanted:
+        report_violation(f"maxmemory-policy is {value or 'not set (default volatile-lru)'}; it must be {wanted}.",
+                         None)
+
+
+@stack_rule(
+    "aws-elasticache-replication-group-configure-maxmemory-policy", Severity.MEDIUM,
+    "ElastiCache replication groups use a parameter group of this stack (which sets maxmemory-policy).",
+    fix="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with maxmemory-policy=allkeys-lru and "
+        "pass its name as parameter_group_name.",
+    needs="the parameter group a replication group uses (parameterGroupName, by property dependency)",
+    covered_by=["aws-elasticache-parameter-group-configure-maxmemory-policy"],
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
+    level=EnforcementLevel.ADVISORY,
+)
+def uses_stack_parameter_group(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every replication group uses a parameter group the stack defines (default eviction is volatile-lru)."""
     groups = [r for r in args.resources if r.resource_type == PARAMETER_GROUP]
     for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
-        linked = next((d for d in cache.property_dependencies.get("parameterGroupName", [])
-                       if d.resource_type == PARAMETER_GROUP), None)
-        name = cache.props.get("parameterGroupName")
-        linked = linked or next((g for g in groups if name is not None and g.props.get("name") == name), None)
-        if linked is None:
-            report_violation(f"Replication group '{cache.name}' uses {name or 'the default parameter group'}, which "
-                             f"this stack does not define (default eviction is volatile-lru, not {wanted}).",
-                             cache.urn)
+        if undecided(cache, "parameterGroupName") or linked(cache, "parameterGroupName", groups, ("name",)):
             continue
-        params = {str(as_map(p).get("name")): str(as_map(p).get("value"))
-                  for p in as_list(linked.props.get("parameters"))}
-        value = params.get("maxmemory-policy")
-        if value != wanted:
-            report_violation(f"Parameter group '{linked.name}' of replication group '{cache.name}' sets "
-                             f"maxmemory-policy to {value or 'nothing (default volatile-lru)'}; it must be {wanted}.",
-                             cache.urn)
+        name = known(cache.props, "parameterGroupName")
+        report_violation(f"Replication group '{cache.name}' uses {name or 'the default parameter group'}, which this "
+                         "stack does not define (default eviction is volatile-lru).", cache.urn)
 
 
+@stack_rule(
+    "aws-elasticache-replication-group-disallow-literal-auth-token", Severity.HIGH,
+    "ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
+    fix="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 characters) and pass "
+        "its result, as StackSecrets does.",
+    needs="where the token came from (the property dependency of authToken on a random.RandomPassword)",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
+)
 def generated_auth_token(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """An AUTH token is generated by the stack, never a literal or a config value."""
+    """An AUTH token is generated by the stack, never a literal or a config value (only its source is read)."""
     for cache in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
-        if cache.props.get("authToken") is None:
+        if known(cache.props, "authToken") is None:
             continue
         sources = [d.resource_type for d in cache.property_dependencies.get("authToken", [])]
         if RANDOM_PASSWORD not in sources:
@@ -228,214 +338,64 @@ def generated_auth_token(args: StackValidationArgs, report_violation: ReportViol
                              "config, not from a generated value (random.RandomPassword).", cache.urn)
 
 
-_CHECKLIST = ["Pre-Deployment 1.3"]
-_ENGINE_CONFIG = {
-    "minMajorVersion": {"type": "integer", "minimum": 6, "default": 7, "description": "Oldest engine major version "
-                                                                                      "allowed."},
-    "allowedEngines": {"type": "array", "items": {"type": "string"}, "default": list(ENGINES),
-                       "description": "Engines allowed (the checklist's Redis 7+, or its fork Valkey)."},
-}
-_SNAPSHOT_CONFIG = {"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
-                                "description": "Fewest days snapshots may be kept."}}
+resource_rule(
+    "aws-elasticache-cluster-disallow-standalone-redis", [CLUSTER], Severity.HIGH,
+    "Redis and Valkey run as replication groups, not standalone cache clusters.",
+    fix="Replace the aws.elasticache.Cluster with an aws.elasticache.ReplicationGroup "
+        "(num_cache_clusters=2 for failover) with at-rest and transit encryption and an AUTH token.",
+    anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_31"], trivy=["AVD-AWS-0045"],
+                    securityhub=["ElastiCache.4", "ElastiCache.6"], checklist=_CHECKLIST),
+)(_standalone(no_standalone_redis))
 
-POLICIES = [
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-at-rest-encryption",
-        description="ElastiCache replication groups are encrypted at rest with the stack's customer-managed key.",
-        resource_types=[REPLICATION_GROUP],
-        validate=at_rest_encryption,
-        severity=Severity.HIGH,
-        remediation_steps="Set at_rest_encryption_enabled=True and kms_key_id=<stack key ARN> (only possible at "
-                          "creation: migrate through a snapshot).",
-        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_191"], trivy=["AVD-AWS-0045"], securityhub=["ElastiCache.4"],
-                        checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-require-transit-encryption",
-        description="ElastiCache replication groups require TLS from every client.",
-        resource_types=[REPLICATION_GROUP],
-        validate=transit_encryption,
-        severity=Severity.HIGH,
-        remediation_steps="Set transit_encryption_enabled=True and transit_encryption_mode='required'.",
-        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
-                        checklist=["Pre-Deployment 3.2 (TLS)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-require-auth",
-        description="ElastiCache replication groups require a password (AUTH) or RBAC users.",
-        resource_types=[REPLICATION_GROUP],
-        validate=authentication,
-        severity=Severity.HIGH,
-        remediation_steps="Set auth_token to the generated VALKEY_PASSWORD (with TLS required), or user_group_ids.",
-        anchors=Anchors(checkov=["CKV_AWS_31"], securityhub=["ElastiCache.6"],
-                        checklist=["Pre-Deployment 1.3 (requirepass)", "Pre-Deployment 3.1"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-configure-snapshot-retention",
-        description="ElastiCache replication groups keep daily snapshots at least 30 days.",
-        resource_types=[REPLICATION_GROUP],
-        validate=snapshot_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35; config cacheSnapshotRetentionDays) and a "
-                          "snapshot_window.",
-        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-automatic-failover",
-        description="ElastiCache replication groups fail over automatically to a replica in another zone.",
-        resource_types=[REPLICATION_GROUP],
-        validate=failover,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set num_cache_clusters>=2, automatic_failover_enabled=True and multi_az_enabled=True.",
-        anchors=Anchors(checkov=["CKV2_AWS_50"], securityhub=["ElastiCache.3"], checklist=_CHECKLIST),
-        config={"minNodes": {"type": "integer", "minimum": 2, "maximum": 6, "default": 2,
-                             "description": "Fewest nodes (primary plus replicas) in a group."}},
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-disallow-default-subnet-group",
-        description="ElastiCache replication groups use the stack's data subnets, not the default subnet group.",
-        resource_types=[REPLICATION_GROUP],
-        validate=custom_subnet_group,
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
-        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
-                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-configure-engine-version",
-        description="ElastiCache runs Valkey or Redis 7 or newer.",
-        resource_types=[REPLICATION_GROUP],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' with engine_version='7.2' (or engine='redis' with 7.x); config "
-                          "cacheEngine / cacheEngineVersion.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-replication-group-enable-auto-minor-version-upgrade",
-        description="ElastiCache applies minor version upgrades automatically.",
-        resource_types=[REPLICATION_GROUP],
-        validate=auto_minor_upgrade,
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True.",
-        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
-        remediate=enable_auto_minor_upgrade,
-    ),
-    stack_policy(
-        name="aws-elasticache-replication-group-configure-maxmemory-policy",
-        description="ElastiCache replication groups evict with maxmemory-policy allkeys-lru.",
-        validate=maxmemory_policy,
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.ParameterGroup (family valkey7 or redis7) with "
-                          "maxmemory-policy=allkeys-lru and pass its name as parameter_group_name.",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (maxmemory-policy allkeys-lru)"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config={"maxmemoryPolicy": {"type": "string", "default": "allkeys-lru",
-                                    "description": "Eviction policy the parameter group must set."}},
-    ),
-    stack_policy(
-        name="aws-elasticache-replication-group-disallow-literal-auth-token",
-        description="ElastiCache AUTH tokens are generated by the stack, never literals or config values.",
-        validate=generated_auth_token,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the token with random.RandomPassword (letters, digits and '-' only; 16-128 "
-                          "characters) and pass its result, as StackSecrets does.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (VALKEY_PASSWORD not empty)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-disallow-standalone-redis",
-        description="Redis and Valkey run as replication groups, not standalone cache clusters.",
-        resource_types=[CLUSTER],
-        validate=_standalone(no_standalone_redis),
-        severity=Severity.HIGH,
-        remediation_steps="Replace the aws.elasticache.Cluster with an aws.elasticache.ReplicationGroup "
-                          "(num_cache_clusters=2 for failover) with at-rest and transit encryption and an AUTH token.",
-        anchors=Anchors(checkov=["CKV_AWS_29", "CKV_AWS_31"], trivy=["AVD-AWS-0045"],
-                        securityhub=["ElastiCache.4", "ElastiCache.6"], checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-require-transit-encryption",
-        description="Standalone ElastiCache clusters require TLS.",
-        resource_types=[CLUSTER],
-        validate=_standalone(transit_encryption),
-        severity=Severity.HIGH,
-        remediation_steps="Set transit_encryption_enabled=True (Memcached 1.6.12 or newer).",
-        anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
-                        checklist=["Pre-Deployment 3.2 (TLS)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-configure-snapshot-retention",
-        description="Standalone Redis/Valkey clusters keep daily snapshots at least 30 days.",
-        resource_types=[CLUSTER],
-        validate=_standalone(_persistent(snapshot_retention)),
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a snapshot_window.",
-        anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-enable-auto-minor-version-upgrade",
-        description="Standalone ElastiCache clusters apply minor version upgrades automatically.",
-        resource_types=[CLUSTER],
-        validate=_standalone(auto_minor_upgrade),
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True.",
-        anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
-        remediate=enable_auto_minor_upgrade,
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-disallow-default-subnet-group",
-        description="Standalone ElastiCache clusters use the stack's data subnets, not the default subnet group.",
-        resource_types=[CLUSTER],
-        validate=_standalone(custom_subnet_group),
-        severity=Severity.MEDIUM,
-        remediation_steps="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
-        anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
-                        checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
-    ),
-    resource_policy(
-        name="aws-elasticache-cluster-configure-engine-version",
-        description="Standalone ElastiCache clusters run Valkey or Redis 7 or newer.",
-        resource_types=[CLUSTER],
-        validate=_standalone(engine_version),
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' with engine_version='7.2' (in a replication group; see "
-                          "aws-elasticache-cluster-disallow-standalone-redis).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-customer-managed-key",
-        description="ElastiCache serverless caches are encrypted with the stack's customer-managed key.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=serverless_customer_key,
-        severity=Severity.HIGH,
-        remediation_steps="Set kms_key_id=<stack key ARN> (only at creation).",
-        anchors=Anchors(checkov=["CKV_AWS_191"], securityhub=["ElastiCache.4"], checklist=_CHECKLIST),
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-snapshot-retention",
-        description="ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=_persistent(retention_days),
-        severity=Severity.HIGH,
-        remediation_steps="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
-        anchors=Anchors(securityhub=["ElastiCache.1"],
-                        checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
-        config=_SNAPSHOT_CONFIG,
-    ),
-    resource_policy(
-        name="aws-elasticache-serverless-cache-configure-engine-version",
-        description="ElastiCache serverless caches run Valkey or Redis 7 or newer.",
-        resource_types=[SERVERLESS_CACHE],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='valkey' and major_engine_version='7' (or newer).",
-        anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
-        config=_ENGINE_CONFIG,
-    ),
-]
+resource_rule(
+    "aws-elasticache-cluster-require-transit-encryption", [CLUSTER], Severity.HIGH,
+    "Standalone ElastiCache clusters require TLS.",
+    fix="Set transit_encryption_enabled=True (Memcached 1.6.12 or newer).",
+    anchors=Anchors(checkov=["CKV_AWS_30"], trivy=["AVD-AWS-0051"], securityhub=["ElastiCache.5"],
+                    checklist=["Pre-Deployment 3.2 (TLS)"]),
+)(_standalone(transit_encryption))
+
+resource_rule(
+    "aws-elasticache-cluster-configure-snapshot-retention", [CLUSTER], Severity.HIGH,
+    "Standalone Redis/Valkey clusters keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35) and a snapshot_window.",
+    anchors=Anchors(checkov=["CKV_AWS_134"], trivy=["AVD-AWS-0050"], securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)(_standalone(_persistent(snapshot_retention)))
+
+resource_rule(
+    "aws-elasticache-cluster-enable-auto-minor-version-upgrade", [CLUSTER], Severity.HIGH,
+    "Standalone ElastiCache clusters apply minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True.",
+    anchors=Anchors(checkov=["CKV_AWS_322"], securityhub=["ElastiCache.2"]),
+    remediate=enable_auto_minor_upgrade,
+)(_standalone(auto_minor_upgrade))
+
+resource_rule(
+    "aws-elasticache-cluster-disallow-default-subnet-group", [CLUSTER], Severity.MEDIUM,
+    "Standalone ElastiCache clusters use the stack's data subnets, not the default subnet group.",
+    fix="Create an aws.elasticache.SubnetGroup over the data subnets and pass its name.",
+    anchors=Anchors(checkov=["CKV_AWS_323"], securityhub=["ElastiCache.7"],
+                    checklist=["Pre-Deployment 3.2 (Redis: private only)"]),
+)(_standalone(custom_subnet_group))
+
+resource_rule(
+    "aws-elasticache-cluster-configure-engine-version", [CLUSTER], Severity.MEDIUM,
+    "Standalone ElastiCache clusters run Valkey or Redis 7 or newer.",
+    fix="Set engine='valkey' with engine_version='7.2' (in a replication group; see "
+        "aws-elasticache-cluster-disallow-standalone-redis).",
+    anchors=Anchors(checklist=["Pre-Deployment 1.3 (Redis 7.0+, recommended 7.2)"]),
+    config=_ENGINE_CONFIG,
+)(_standalone(engine_version))
+
+resource_rule(
+    "aws-elasticache-serverless-cache-configure-snapshot-retention", [SERVERLESS_CACHE], Severity.HIGH,
+    "ElastiCache serverless Redis/Valkey caches keep daily snapshots at least 30 days.",
+    fix="Set snapshot_retention_limit to 30 (up to 35) and a daily_snapshot_time.",
+    anchors=Anchors(securityhub=["ElastiCache.1"],
+                    checklist=["Pre-Deployment 1.3 (persistence)", "Post-Deployment 4"]),
+    config=_SNAPSHOT_CONFIG,
+)(_persistent(retention_days))
+
+POLICIES = policies_of(__name__)

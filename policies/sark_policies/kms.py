@@ -13,25 +13,11 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, resource_policy
+from ._base import Anchors, policies_of, resource_rule, settings
 from ._props import as_bool, as_int
 
 KEY = "aws:kms/key:Key"
 SYMMETRIC = "SYMMETRIC_DEFAULT"
-
-
-def key_rotation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Symmetric keys rotate at least every ``maxRotationDays``."""
-    spec = args.props.get("customerMasterKeySpec") or args.props.get("keySpec") or SYMMETRIC
-    if spec != SYMMETRIC:
-        return  # KMS rotates only symmetric encryption keys.
-    if as_bool(args.props.get("enableKeyRotation")) is not True:
-        report_violation("enableKeyRotation is not true; the key material would never change.", None)
-        return
-    maximum = as_int(args.get_config().get("maxRotationDays")) or 365
-    period = as_int(args.props.get("rotationPeriodInDays"))
-    if period is not None and period > maximum:
-        report_violation(f"rotationPeriodInDays is {period}; it must be at most {maximum}.", None)
 
 
 def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
@@ -39,7 +25,7 @@ def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     props = args.props
     if (props.get("customerMasterKeySpec") or props.get("keySpec") or SYMMETRIC) != SYMMETRIC:
         return None
-    maximum = as_int(args.get_config().get("maxRotationDays")) or 365
+    maximum = settings(args).int("maxRotationDays")
     period = as_int(props.get("rotationPeriodInDays"))
     if as_bool(props.get("enableKeyRotation")) is True and (period is None or period <= maximum):
         return None
@@ -48,27 +34,9 @@ def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
         props["rotationPeriodInDays"] = maximum
     return props
 
-
-def no_lockout_bypass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """The policy lockout safety check stays on."""
-    if as_bool(args.props.get("bypassPolicyLockoutSafetyCheck")):
-        report_violation("bypassPolicyLockoutSafetyCheck is true; a key policy that locks everyone out could be "
-                         "applied, making the key (and all data it encrypts) unusable.", None)
-
-
-def deletion_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """A scheduled deletion can be cancelled for at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
-    days = as_int(args.props.get("deletionWindowInDays"))
-    if days is not None and days < minimum:
-        report_violation(f"deletionWindowInDays is {days}; it must be at least {minimum} days, so a mistaken "
-                         "deletion can be cancelled before every secret, volume and snapshot it encrypts is lost.",
-                         None)
-
-
 def lengthen_deletion_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: raise a too-short deletion window to ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("deletionWindowInDays"))
     if days is None or days >= minimum:
         return None
@@ -76,6 +44,73 @@ def lengthen_deletion_window(args: ResourceValidationArgs) -> Mapping[str, Any] 
     return args.props
 
 
+@resource_rule(
+    "aws-kms-key-enable-key-rotation", [KEY], Severity.MEDIUM,
+    "Customer-managed KMS keys rotate their key material at least yearly.",
+    fix="Set enable_key_rotation=True (rotation_period_in_days at most 365).",
+    anchors=Anchors(awsguard=["cmk-backing-key-rotation-enabled"], compliance=["aws-kms-key-enable-key-rotation"],
+                    checkov=["CKV_AWS_7"], trivy=["AVD-AWS-0065"], securityhub=["KMS.4"]),
+    config={"maxRotationDays": {"type": "integer", "minimum": 90, "maximum": 2560, "default": 365,
+                                "description": "Longest rotation period allowed."}},
+    remediate=enable_rotation,
+)
+def key_rotation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Symmetric keys rotate at least every ``maxRotationDays``."""
+    spec = args.props.get("customerMasterKeySpec") or args.props.get("keySpec") or SYMMETRIC
+    if spec != SYMMETRIC:
+        return  # KMS rotates only symmetric encryption keys.
+    if as_bool(args.props.get("enableKeyRotation")) is not True:
+        report_violation("enableKeyRotation is not true; the key material would never change.", None)
+        return
+    maximum = settings(args).int("maxRotationDays")
+    period = as_int(args.props.get("rotationPeriodInDays"))
+    if period is not None and period > maximum:
+        report_violation(f"rotationPeriodInDays is {period}; it must be at most {maximum}.", None)
+
+
+
+@resource_rule(
+    "aws-kms-key-disallow-bypass-policy-lockout-safety-check", [KEY], Severity.CRITICAL,
+    "KMS keys keep the policy lockout safety check.",
+    fix="Remove bypass_policy_lockout_safety_check (or set it to False).",
+    anchors=Anchors(compliance=["aws-kms-key-disallow-bypass-policy-lockout-safety-check"],
+                    checkov=["CKV2_AWS_64"]),
+)
+def no_lockout_bypass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The policy lockout safety check stays on."""
+    if as_bool(args.props.get("bypassPolicyLockoutSafetyCheck")):
+        report_violation("bypassPolicyLockoutSafetyCheck is true; a key policy that locks everyone out could be "
+                         "applied, making the key (and all data it encrypts) unusable.", None)
+
+
+@resource_rule(
+    "aws-kms-key-configure-deletion-window", [KEY], Severity.HIGH,
+    "A scheduled KMS key deletion can be cancelled for at least 30 days.",
+    fix="Set deletion_window_in_days to 30 (the longest KMS allows), and protect the key in "
+        "Pulumi (protect=True).",
+    anchors=Anchors(securityhub=["KMS.3"]),
+    config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 30,
+                        "description": "Shortest deletion window allowed."}},
+    remediate=lengthen_deletion_window,
+)
+def deletion_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A scheduled deletion can be cancelled for at least ``minDays``."""
+    minimum = settings(args).int("minDays")
+    days = as_int(args.props.get("deletionWindowInDays"))
+    if days is not None and days < minimum:
+        report_violation(f"deletionWindowInDays is {days}; it must be at least {minimum} days, so a mistaken "
+                         "deletion can be cancelled before every secret, volume and snapshot it encrypts is lost.",
+                         None)
+
+
+
+@resource_rule(
+    "aws-kms-key-require-description", [KEY], Severity.LOW,
+    "KMS keys have a description of what they encrypt.",
+    fix="Set description to what the key protects (e.g. 'SARK stack data key').",
+    anchors=Anchors(compliance=["aws-kms-key-missing-description"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def has_description(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """The key says what it protects, so nobody disables or deletes it as unused."""
     if not args.props.get("description"):
@@ -83,51 +118,4 @@ def has_description(args: ResourceValidationArgs, report_violation: ReportViolat
                          "schedules for deletion).", None)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-kms-key-enable-key-rotation",
-        description="Customer-managed KMS keys rotate their key material at least yearly.",
-        resource_types=[KEY],
-        validate=key_rotation,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set enable_key_rotation=True (rotation_period_in_days at most 365).",
-        anchors=Anchors(awsguard=["cmk-backing-key-rotation-enabled"], compliance=["aws-kms-key-enable-key-rotation"],
-                        checkov=["CKV_AWS_7"], trivy=["AVD-AWS-0065"], securityhub=["KMS.4"]),
-        config={"maxRotationDays": {"type": "integer", "minimum": 90, "maximum": 2560, "default": 365,
-                                    "description": "Longest rotation period allowed."}},
-        remediate=enable_rotation,
-    ),
-    resource_policy(
-        name="aws-kms-key-disallow-bypass-policy-lockout-safety-check",
-        description="KMS keys keep the policy lockout safety check.",
-        resource_types=[KEY],
-        validate=no_lockout_bypass,
-        severity=Severity.CRITICAL,
-        remediation_steps="Remove bypass_policy_lockout_safety_check (or set it to False).",
-        anchors=Anchors(compliance=["aws-kms-key-disallow-bypass-policy-lockout-safety-check"],
-                        checkov=["CKV2_AWS_64"]),
-    ),
-    resource_policy(
-        name="aws-kms-key-configure-deletion-window",
-        description="A scheduled KMS key deletion can be cancelled for at least 30 days.",
-        resource_types=[KEY],
-        validate=deletion_window,
-        severity=Severity.HIGH,
-        remediation_steps="Set deletion_window_in_days to 30 (the longest KMS allows), and protect the key in "
-                          "Pulumi (protect=True).",
-        anchors=Anchors(securityhub=["KMS.3"]),
-        config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 30,
-                            "description": "Shortest deletion window allowed."}},
-        remediate=lengthen_deletion_window,
-    ),
-    resource_policy(
-        name="aws-kms-key-require-description",
-        description="KMS keys have a description of what they encrypt.",
-        resource_types=[KEY],
-        validate=has_description,
-        severity=Severity.LOW,
-        remediation_steps="Set description to what the key protects (e.g. 'SARK stack data key').",
-        anchors=Anchors(compliance=["aws-kms-key-missing-description"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -16,21 +16,20 @@ and fails.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
-    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     Severity,
     StackValidationArgs,
 )
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, Remediation, resource_policy, stack_policy
-from ._props import as_bool, as_int, as_list, as_map
+from ._base import Anchors, Remediation, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked, undecided
+from ._props import as_bool, as_int, as_list, as_map, known
 
 INSTANCE = "aws:rds/instance:Instance"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -39,13 +38,6 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 (a 
 AWS_MANAGED_KEY = "alias/aws/rds"
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
-
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
 
 
 def engine_major(version: Any) -> int | None:
@@ -58,6 +50,38 @@ def engine_major(version: Any) -> int | None:
 # Resource rules
 # --------------------------------------------------------------------------------------
 
+def _set_true(key: str) -> Remediation:
+    """A remediation that sets boolean input ``key`` to True when it is not already."""
+
+    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+        if as_bool(args.props.get(key)) is True:
+            return None
+        args.props[key] = True
+        return args.props
+
+    remediate.__doc__ = f"Remediation: set {key} to true."
+    return remediate
+
+def make_private(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: publiclyAccessible false (clients inside the VPC keep the same endpoint)."""
+    if not as_bool(args.props.get("publiclyAccessible")):
+        return None
+    args.props["publiclyAccessible"] = False
+    return args.props
+
+_CHECKLIST_DB = ["Pre-Deployment 1.2"]
+
+
+@resource_rule(
+    "aws-rds-instance-disallow-public-access", [INSTANCE], Severity.CRITICAL,
+    "RDS instances are not publicly accessible.",
+    fix="Set publicly_accessible=False and place the instance in the data subnets; the app "
+        "hosts reach it through the database security group.",
+    anchors=Anchors(awsguard=["rds-instance-public-access"], compliance=["aws-rds-instance-disallow-public-access"],
+                    checkov=["CKV_AWS_17"], trivy=["AVD-AWS-0180"], securityhub=["RDS.2"],
+                    checklist=["Pre-Deployment 3.2 (Restrict database access)"]),
+    remediate=make_private,
+)
 def not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Only reachable inside the VPC."""
     if as_bool(args.props.get("publiclyAccessible")):
@@ -65,13 +89,24 @@ def not_public(args: ResourceValidationArgs, report_violation: ReportViolation) 
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-disallow-unencrypted-storage", [INSTANCE], Severity.HIGH,
+    "RDS storage is encrypted with the stack's customer-managed key.",
+    fix="Set storage_encrypted=True and kms_key_id=<stack key ARN>. An existing unencrypted "
+        "instance must be restored from an encrypted snapshot copy.",
+    anchors=Anchors(awsguard=["rds-storage-encrypted"],
+                    compliance=["aws-rds-instance-disallow-unencrypted-storage",
+                                "aws-rds-instance-configure-customer-managed-key"],
+                    checkov=["CKV_AWS_16"], trivy=["AVD-AWS-0080"], securityhub=["RDS.3"],
+                    checklist=_CHECKLIST_DB),
+)
 def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Storage encrypted with the stack's customer-managed key."""
     if as_bool(args.props.get("storageEncrypted")) is not True:
         report_violation("storageEncrypted is not true; data, backups and snapshots would be stored unencrypted.",
                          None)
         return
-    key = _set_or_unknown(args.props, "kmsKeyId")
+    key = known(args.props, "kmsKeyId")
     if not key:
         report_violation("kmsKeyId is not set; storage would use the AWS-managed key, not the stack's "
                          "customer-managed key.", None)
@@ -79,9 +114,21 @@ def storage_encrypted(args: ResourceValidationArgs, report_violation: ReportViol
         report_violation("kmsKeyId is the AWS-managed alias/aws/rds; use the stack's customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-backup-retention", [INSTANCE], Severity.HIGH,
+    "RDS automated backups are kept at least 30 days.",
+    fix="Set backup_retention_period to 30 (up to 35) days (config dbBackupRetentionDays).",
+    anchors=Anchors(awsguard=["rds-instance-backup-enabled"],
+                    compliance=["aws-rds-instance-enable-backup-retention",
+                                "aws-rds-instance-configure-backup-retention"],
+                    checkov=["CKV_AWS_133"], trivy=["AVD-AWS-0077"], securityhub=["RDS.11"],
+                    checklist=["Pre-Deployment 1.2 (backups, 30 days)", "Post-Deployment 4"]),
+    config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
+                        "description": "Fewest days automated backups may be kept."}},
+)
 def backup_retention(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Automated backups kept at least ``minDays`` (checklist: 30)."""
-    minimum = as_int(args.get_config().get("minDays")) or 30
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("backupRetentionPeriod"))
     if days is None:
         report_violation(f"backupRetentionPeriod is not set (RDS keeps 1 day); it must be at least {minimum} days.",
@@ -90,12 +137,27 @@ def backup_retention(args: ResourceValidationArgs, report_violation: ReportViola
         report_violation(f"backupRetentionPeriod is {days} days; it must be at least {minimum} days.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-multi-az", [INSTANCE], Severity.MEDIUM,
+    "RDS instances have a Multi-AZ standby.",
+    fix="Set multi_az=True (config dbMultiAz).",
+    anchors=Anchors(awsguard=["rds-instance-multi-az-enabled"], checkov=["CKV_AWS_157"], securityhub=["RDS.5"],
+                    checklist=_CHECKLIST_DB),
+)
 def multi_az(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A standby in a second zone."""
     if as_bool(args.props.get("multiAz")) is not True:
         report_violation("multiAz is not true; losing one availability zone would take the database down.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-deletion-protection", [INSTANCE], Severity.HIGH,
+    "RDS instances have deletion protection and take a final snapshot.",
+    fix="Set deletion_protection=True, skip_final_snapshot=False and a final_snapshot_identifier; "
+        "also protect the resource in Pulumi (protect=True).",
+    anchors=Anchors(checkov=["CKV_AWS_293"], trivy=["AVD-AWS-0177"], securityhub=["RDS.8"],
+                    checklist=_CHECKLIST_DB),
+)
 def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Deletion protection, and a final snapshot if the instance is deleted anyway."""
     props = args.props
@@ -106,16 +168,25 @@ def deletion_safeguards(args: ResourceValidationArgs, report_violation: ReportVi
         state = "true" if skip else "not set (the provider's default is true)"
         report_violation(f"skipFinalSnapshot is {state}; deleting the instance would leave no final snapshot.",
                          None)
-    elif not _set_or_unknown(props, "finalSnapshotIdentifier"):
+    elif not known(props, "finalSnapshotIdentifier"):
         report_violation("finalSnapshotIdentifier is not set; RDS cannot take the final snapshot without a name.",
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-engine-version", [INSTANCE], Severity.MEDIUM,
+    "RDS runs PostgreSQL 14 or newer.",
+    fix="Set engine='postgres' and engine_version to 15 (recommended) or at least 14 (config "
+        "dbEngineVersion); upgrade older instances with a major version upgrade.",
+    anchors=Anchors(checkov=["CKV_AWS_250"], checklist=["Pre-Deployment 1.2 (PostgreSQL 14+, recommended 15)"]),
+    config={"minMajorVersion": {"type": "integer", "minimum": 10, "default": 14,
+                                "description": "Oldest PostgreSQL major version allowed."},
+            "engine": {"type": "string", "default": "postgres", "description": "The RDS engine SARK needs."}},
+)
 def engine_version(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL, ``minMajorVersion`` (14) or newer."""
-    config = args.get_config()
-    minimum = as_int(config.get("minMajorVersion")) or 14
-    wanted = str(config.get("engine") or "postgres")
+    config = settings(args)
+    minimum, wanted = config.int("minMajorVersion"), config.text("engine")
     engine = args.props.get("engine")
     if engine != wanted:
         report_violation(f"engine is {engine or 'not set'}; it must be {wanted}.", None)
@@ -130,9 +201,19 @@ def engine_version(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"engineVersion {version} is PostgreSQL {major}; it must be {minimum} or newer.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-configure-ca-certificate", [INSTANCE], Severity.MEDIUM,
+    "RDS instances use a current certificate authority.",
+    fix="Set ca_cert_identifier='rds-ca-rsa2048-g1' (or rds-ca-rsa4096-g1 / rds-ca-ecc384-g1) "
+        "and give clients the matching CA bundle.",
+    anchors=Anchors(checkov=["CKV_AWS_211"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+    config={"allowedCertificates": {"type": "array", "items": {"type": "string"},
+                                    "default": ["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"],
+                                    "description": "RDS CA identifiers accepted."}},
+)
 def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A current RDS certificate authority."""
-    allowed = [str(c) for c in as_list(args.get_config().get("allowedCertificates"))]
+    allowed = settings(args).strings("allowedCertificates")
     ca = args.props.get("caCertIdentifier")
     if ca is None:
         report_violation(f"caCertIdentifier is not set; choose one of {', '.join(allowed)} so the server "
@@ -141,9 +222,20 @@ def ca_certificate(args: ResourceValidationArgs, report_violation: ReportViolati
         report_violation(f"caCertIdentifier is {ca}; it must be one of {', '.join(allowed)}.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-log-exports", [INSTANCE], Severity.MEDIUM,
+    "RDS exports its PostgreSQL and upgrade logs to CloudWatch Logs.",
+    fix="Set enabled_cloudwatch_logs_exports=['postgresql', 'upgrade'] and create the log groups "
+        "/aws/rds/instance/<id>/<log> with a retention period first.",
+    anchors=Anchors(checkov=["CKV_AWS_129"], securityhub=["RDS.9", "RDS.36"],
+                    checklist=["Pre-Deployment 3.3 (log aggregation)"]),
+    config={"requiredExports": {"type": "array", "items": {"type": "string"},
+                                "default": ["postgresql", "upgrade"],
+                                "description": "Log types that must be exported."}},
+)
 def log_exports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """PostgreSQL and upgrade logs exported to CloudWatch Logs."""
-    required = [str(e) for e in as_list(args.get_config().get("requiredExports"))]
+    required = settings(args).strings("requiredExports")
     exported = {str(e) for e in as_list(args.props.get("enabledCloudwatchLogsExports"))}
     missing = [e for e in required if e not in exported]
     if missing:
@@ -151,34 +243,67 @@ def log_exports(args: ResourceValidationArgs, report_violation: ReportViolation)
                          "stay on the instance.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-disallow-unencrypted-performance-insights", [INSTANCE], Severity.HIGH,
+    "Performance Insights data is encrypted with the stack's customer-managed key.",
+    fix="Set performance_insights_kms_key_id=<stack key ARN> (it can only be chosen when "
+        "Performance Insights is first enabled).",
+    anchors=Anchors(compliance=["aws-rds-instance-disallow-unencrypted-performance-insights"],
+                    checkov=["CKV_AWS_354"], trivy=["AVD-AWS-0078"]),
+)
 def performance_insights_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Performance Insights (which holds query text) encrypted with the stack key."""
     if as_bool(args.props.get("performanceInsightsEnabled")) is not True:
         return
-    key = _set_or_unknown(args.props, "performanceInsightsKmsKeyId")
+    key = known(args.props, "performanceInsightsKmsKeyId")
     if not key:
         report_violation("performanceInsightsKmsKeyId is not set; Performance Insights data (query text) would "
                          "use the AWS-managed key, not the stack's customer-managed key.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-performance-insights", [INSTANCE], Severity.LOW,
+    "RDS instances have Performance Insights on.",
+    fix="Set performance_insights_enabled=True with the stack key (7 days retention is free).",
+    anchors=Anchors(compliance=["aws-rds-instance-enable-performance-insights"], checkov=["CKV_AWS_353"],
+                    trivy=["AVD-AWS-0133"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def performance_insights_enabled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Performance Insights on."""
     if as_bool(args.props.get("performanceInsightsEnabled")) is not True:
         report_violation("performanceInsightsEnabled is not true; slow queries and waits cannot be analysed.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-enhanced-monitoring", [INSTANCE], Severity.LOW,
+    "RDS instances have enhanced monitoring every 60 seconds or more often.",
+    fix="Set monitoring_interval=60 (or less) and monitoring_role_arn to a role with "
+        "AmazonRDSEnhancedMonitoringRole.",
+    anchors=Anchors(checkov=["CKV_AWS_118"], securityhub=["RDS.6"]),
+    level=EnforcementLevel.ADVISORY,
+    config={"maxIntervalSeconds": {"type": "integer", "enum": [1, 5, 10, 15, 30, 60], "default": 60,
+                                   "description": "Longest monitoring interval allowed."}},
+)
 def enhanced_monitoring(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Enhanced monitoring at least every ``maxIntervalSeconds``."""
-    maximum = as_int(args.get_config().get("maxIntervalSeconds")) or 60
+    maximum = settings(args).int("maxIntervalSeconds")
     interval = as_int(args.props.get("monitoringInterval")) or 0
     if interval <= 0:
         report_violation("monitoringInterval is 0 or not set; enhanced monitoring (OS metrics) is off.", None)
     elif interval > maximum:
         report_violation(f"monitoringInterval is {interval} s; it must be at most {maximum} s.", None)
-    elif not _set_or_unknown(args.props, "monitoringRoleArn"):
+    elif not known(args.props, "monitoringRoleArn"):
         report_violation("monitoringRoleArn is not set; enhanced monitoring needs a role to publish with.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-iam-authentication", [INSTANCE], Severity.MEDIUM,
+    "RDS instances accept IAM database authentication.",
+    fix="Set iam_database_authentication_enabled=True.",
+    anchors=Anchors(checkov=["CKV_AWS_161"], trivy=["AVD-AWS-0176"], securityhub=["RDS.10"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def iam_authentication(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """IAM database authentication available."""
     if as_bool(args.props.get("iamDatabaseAuthenticationEnabled")) is not True:
@@ -186,12 +311,28 @@ def iam_authentication(args: ResourceValidationArgs, report_violation: ReportVio
                          None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-auto-minor-version-upgrade", [INSTANCE], Severity.HIGH,
+    "RDS applies minor version upgrades automatically.",
+    fix="Set auto_minor_version_upgrade=True (and engine_version to a major version only, so "
+        "Pulumi does not fight the upgrades).",
+    anchors=Anchors(checkov=["CKV_AWS_226"], securityhub=["RDS.13"]),
+    remediate=_set_true("autoMinorVersionUpgrade"),
+)
 def auto_minor_upgrade(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Minor versions (security fixes) applied automatically."""
     if as_bool(args.props.get("autoMinorVersionUpgrade")) is False:
         report_violation("autoMinorVersionUpgrade is false; PostgreSQL security fixes would not be applied.", None)
 
 
+@resource_rule(
+    "aws-rds-instance-enable-copy-tags-to-snapshot", [INSTANCE], Severity.LOW,
+    "RDS snapshots carry the instance's tags.",
+    fix="Set copy_tags_to_snapshot=True.",
+    anchors=Anchors(checkov=["CKV2_AWS_60"], securityhub=["RDS.17"]),
+    level=EnforcementLevel.ADVISORY,
+    remediate=_set_true("copyTagsToSnapshot"),
+)
 def copy_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Snapshots carry the instance's tags."""
     if as_bool(args.props.get("copyTagsToSnapshot")) is not True:
@@ -199,85 +340,94 @@ def copy_tags(args: ResourceValidationArgs, report_violation: ReportViolation) -
                          None)
 
 
-def _set_true(key: str) -> Remediation:
-    """A remediation that sets boolean input ``key`` to True when it is not already."""
-
-    def remediate(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-        if as_bool(args.props.get(key)) is True:
-            return None
-        args.props[key] = True
-        return args.props
-
-    remediate.__doc__ = f"Remediation: set {key} to true."
-    return remediate
-
-
-def make_private(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: publiclyAccessible false (clients inside the VPC keep the same endpoint)."""
-    if not as_bool(args.props.get("publiclyAccessible")):
-        return None
-    args.props["publiclyAccessible"] = False
-    return args.props
-
 
 # --------------------------------------------------------------------------------------
 # Stack rules
 # --------------------------------------------------------------------------------------
 
-def _linked(resource: PolicyResource, key: str, kind: str, candidates: Sequence[PolicyResource],
-            match_key: str) -> PolicyResource | None:
-    """The resource of ``kind`` that ``resource.props[key]`` came from (by dependency, else by value)."""
-    for dependency in resource.property_dependencies.get(key, []):
-        if dependency.resource_type == kind:
-            return dependency
-    value = resource.props.get(key)
-    return next((c for c in candidates if value is not None and c.props.get(match_key) == value), None)
+def parameters_of(props: Any) -> dict[str, str]:
+    """A parameter group's ``{name: value}`` (values as strings: "1" and 1 alike)."""
+    found = {}
+    for entry in (as_map(p) for p in as_list(props.get("parameters"))):
+        value = entry.get("value")
+        found[str(entry.get("name"))] = str(as_int(value)) if isinstance(value, float) else str(value)
+    return found
 
 
-def parameters_of(group: PolicyResource) -> dict[str, str]:
-    """A parameter group's ``{name: value}``."""
-    return {str(as_map(p).get("name")): str(as_map(p).get("value")) for p in as_list(group.props.get("parameters"))}
-
-
-def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every PostgreSQL instance uses a parameter group that forces TLS 1.2 or newer."""
-    minimum = str(args.get_config().get("minTlsVersion") or "TLSv1.2")
+@resource_rule(
+    "aws-rds-parameter-group-require-tls", [PARAMETER_GROUP], Severity.HIGH,
+    "RDS PostgreSQL parameter groups force TLS 1.2 or newer.",
+    fix="Set the parameters rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2 (or TLSv1.3).",
+    anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+    config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
+                              "description": "Lowest ssl_min_protocol_version allowed."}},
+)
+def parameter_group_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A ``postgres*`` parameter group sets rds.force_ssl=1 and a TLS floor of ``minTlsVersion`` or newer."""
+    if not str(args.props.get("family") or "").startswith("postgres"):
+        return
+    minimum = settings(args).text("minTlsVersion")
     allowed = TLS_VERSIONS[TLS_VERSIONS.index(minimum):] if minimum in TLS_VERSIONS else (minimum,)
+    params = parameters_of(args.props)
+    if params.get("rds.force_ssl") != "1":
+        report_violation(f"rds.force_ssl is {params.get('rds.force_ssl') or 'not set (default 0)'}; it must be 1, or "
+                         "clients may connect without TLS.", None)
+    version = params.get("ssl_min_protocol_version")
+    if version not in allowed:
+        report_violation(f"ssl_min_protocol_version is {version or 'not set'}; it must be one of "
+                         f"{', '.join(allowed)}.", None)
+
+
+@stack_rule(
+    "aws-rds-instance-require-tls", Severity.HIGH,
+    "RDS PostgreSQL instances use a parameter group of this stack, of their engine's family.",
+    fix="Create an aws.rds.ParameterGroup with family postgres<major>, parameters rds.force_ssl=1 and "
+        "ssl_min_protocol_version=TLSv1.2, and pass its name as parameter_group_name.",
+    needs="the parameter group an instance uses (parameterGroupName, by property dependency)",
+    covered_by=["aws-rds-parameter-group-require-tls"],
+    anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
+)
+def tls_required(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every PostgreSQL instance uses a parameter group the stack defines (whose TLS settings the
+    resource rule checks before create), of the family of the instance's major version."""
     groups = [r for r in args.resources if r.resource_type == PARAMETER_GROUP]
     for instance in (r for r in args.resources if r.resource_type == INSTANCE):
-        if instance.props.get("engine") != "postgres":
+        if known(instance.props, "engine") != "postgres" or undecided(instance, "parameterGroupName"):
             continue
-        group = _linked(instance, "parameterGroupName", PARAMETER_GROUP, groups, "name")
+        group = linked(instance, "parameterGroupName", groups, ("name",))
         if group is None:
-            shown = instance.props.get("parameterGroupName") or "the default parameter group"
+            shown = known(instance.props, "parameterGroupName") or "the default parameter group"
             report_violation(f"RDS instance '{instance.name}' uses {shown}, which this stack does not define, so "
                              "nothing forces TLS (rds.force_ssl=1).", instance.urn)
             continue
-        params = parameters_of(group)
-        if params.get("rds.force_ssl") != "1":
-            report_violation(f"Parameter group '{group.name}' of RDS instance '{instance.name}' does not set "
-                             "rds.force_ssl=1; clients may connect without TLS.", instance.urn)
-        version = params.get("ssl_min_protocol_version")
-        if version not in allowed:
-            report_violation(f"Parameter group '{group.name}' of RDS instance '{instance.name}' sets "
-                             f"ssl_min_protocol_version to {version or 'nothing'}; it must be one of "
-                             f"{', '.join(allowed)}.", instance.urn)
-        family = group.props.get("family")
-        major = engine_major(instance.props.get("engineVersion"))
+        family = known(group.props, "family")
+        major = engine_major(known(instance.props, "engineVersion"))
         if major is not None and family != f"postgres{major}":
             report_violation(f"Parameter group '{group.name}' has family {family}, but RDS instance "
                              f"'{instance.name}' runs PostgreSQL {major} (family postgres{major}).", instance.urn)
 
 
+@stack_rule(
+    "aws-rds-instance-disallow-literal-password", Severity.HIGH,
+    "RDS master passwords are generated by the stack or kept by RDS, never literals or config.",
+    fix="Generate the password with random.RandomPassword and pass its result (a secret), as StackSecrets does, or "
+        "set manage_master_user_password=True.",
+    needs="where the password came from (the property dependency of password on a random.RandomPassword)",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (default passwords changed)"]),
+)
 def generated_password(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """The master password is kept by RDS, or generated by the stack; never a literal or config value."""
+    """The master password is kept by RDS, or generated by the stack; never a literal or config value.
+
+    Only whether a password is set is read, never the value: a generated one is unknown in a first preview.
+    """
     for instance in (r for r in args.resources if r.resource_type == INSTANCE):
-        managed = as_bool(instance.props.get("manageMasterUserPassword")) is True
-        has_password = instance.props.get("password") is not None
+        managed = as_bool(known(instance.props, "manageMasterUserPassword")) is True
+        has_password = known(instance.props, "password") is not None
         if managed and not has_password:
             continue
         if not has_password:
-            if instance.props.get("replicateSourceDb") is None and instance.props.get("snapshotIdentifier") is None:
+            if known(instance.props, "replicateSourceDb") is None and \
+                    known(instance.props, "snapshotIdentifier") is None:
                 report_violation(f"RDS instance '{instance.name}' has neither manageMasterUserPassword nor a "
                                  "password.", instance.urn)
             continue
@@ -288,198 +438,4 @@ def generated_password(args: StackValidationArgs, report_violation: ReportViolat
                              "(manageMasterUserPassword).", instance.urn)
 
 
-_CHECKLIST_DB = ["Pre-Deployment 1.2"]
-
-POLICIES = [
-    resource_policy(
-        name="aws-rds-instance-disallow-public-access",
-        description="RDS instances are not publicly accessible.",
-        resource_types=[INSTANCE],
-        validate=not_public,
-        severity=Severity.CRITICAL,
-        remediation_steps="Set publicly_accessible=False and place the instance in the data subnets; the app "
-                          "hosts reach it through the database security group.",
-        anchors=Anchors(awsguard=["rds-instance-public-access"], compliance=["aws-rds-instance-disallow-public-access"],
-                        checkov=["CKV_AWS_17"], trivy=["AVD-AWS-0180"], securityhub=["RDS.2"],
-                        checklist=["Pre-Deployment 3.2 (Restrict database access)"]),
-        remediate=make_private,
-    ),
-    resource_policy(
-        name="aws-rds-instance-disallow-unencrypted-storage",
-        description="RDS storage is encrypted with the stack's customer-managed key.",
-        resource_types=[INSTANCE],
-        validate=storage_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set storage_encrypted=True and kms_key_id=<stack key ARN>. An existing unencrypted "
-                          "instance must be restored from an encrypted snapshot copy.",
-        anchors=Anchors(awsguard=["rds-storage-encrypted"],
-                        compliance=["aws-rds-instance-disallow-unencrypted-storage",
-                                    "aws-rds-instance-configure-customer-managed-key"],
-                        checkov=["CKV_AWS_16"], trivy=["AVD-AWS-0080"], securityhub=["RDS.3"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-backup-retention",
-        description="RDS automated backups are kept at least 30 days.",
-        resource_types=[INSTANCE],
-        validate=backup_retention,
-        severity=Severity.HIGH,
-        remediation_steps="Set backup_retention_period to 30 (up to 35) days (config dbBackupRetentionDays).",
-        anchors=Anchors(awsguard=["rds-instance-backup-enabled"],
-                        compliance=["aws-rds-instance-enable-backup-retention",
-                                    "aws-rds-instance-configure-backup-retention"],
-                        checkov=["CKV_AWS_133"], trivy=["AVD-AWS-0077"], securityhub=["RDS.11"],
-                        checklist=["Pre-Deployment 1.2 (backups, 30 days)", "Post-Deployment 4"]),
-        config={"minDays": {"type": "integer", "minimum": 1, "maximum": 35, "default": 30,
-                            "description": "Fewest days automated backups may be kept."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-multi-az",
-        description="RDS instances have a Multi-AZ standby.",
-        resource_types=[INSTANCE],
-        validate=multi_az,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set multi_az=True (config dbMultiAz).",
-        anchors=Anchors(awsguard=["rds-instance-multi-az-enabled"], checkov=["CKV_AWS_157"], securityhub=["RDS.5"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-deletion-protection",
-        description="RDS instances have deletion protection and take a final snapshot.",
-        resource_types=[INSTANCE],
-        validate=deletion_safeguards,
-        severity=Severity.HIGH,
-        remediation_steps="Set deletion_protection=True, skip_final_snapshot=False and a final_snapshot_identifier; "
-                          "also protect the resource in Pulumi (protect=True).",
-        anchors=Anchors(checkov=["CKV_AWS_293"], trivy=["AVD-AWS-0177"], securityhub=["RDS.8"],
-                        checklist=_CHECKLIST_DB),
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-engine-version",
-        description="RDS runs PostgreSQL 14 or newer.",
-        resource_types=[INSTANCE],
-        validate=engine_version,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set engine='postgres' and engine_version to 15 (recommended) or at least 14 (config "
-                          "dbEngineVersion); upgrade older instances with a major version upgrade.",
-        anchors=Anchors(checkov=["CKV_AWS_250"], checklist=["Pre-Deployment 1.2 (PostgreSQL 14+, recommended 15)"]),
-        config={"minMajorVersion": {"type": "integer", "minimum": 10, "default": 14,
-                                    "description": "Oldest PostgreSQL major version allowed."},
-                "engine": {"type": "string", "default": "postgres", "description": "The RDS engine SARK needs."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-configure-ca-certificate",
-        description="RDS instances use a current certificate authority.",
-        resource_types=[INSTANCE],
-        validate=ca_certificate,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set ca_cert_identifier='rds-ca-rsa2048-g1' (or rds-ca-rsa4096-g1 / rds-ca-ecc384-g1) "
-                          "and give clients the matching CA bundle.",
-        anchors=Anchors(checkov=["CKV_AWS_211"], checklist=["Pre-Deployment 3.2 (TLS)"]),
-        config={"allowedCertificates": {"type": "array", "items": {"type": "string"},
-                                        "default": ["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"],
-                                        "description": "RDS CA identifiers accepted."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-log-exports",
-        description="RDS exports its PostgreSQL and upgrade logs to CloudWatch Logs.",
-        resource_types=[INSTANCE],
-        validate=log_exports,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set enabled_cloudwatch_logs_exports=['postgresql', 'upgrade'] and create the log groups "
-                          "/aws/rds/instance/<id>/<log> with a retention period first.",
-        anchors=Anchors(checkov=["CKV_AWS_129"], securityhub=["RDS.9", "RDS.36"],
-                        checklist=["Pre-Deployment 3.3 (log aggregation)"]),
-        config={"requiredExports": {"type": "array", "items": {"type": "string"},
-                                    "default": ["postgresql", "upgrade"],
-                                    "description": "Log types that must be exported."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-disallow-unencrypted-performance-insights",
-        description="Performance Insights data is encrypted with the stack's customer-managed key.",
-        resource_types=[INSTANCE],
-        validate=performance_insights_encrypted,
-        severity=Severity.HIGH,
-        remediation_steps="Set performance_insights_kms_key_id=<stack key ARN> (it can only be chosen when "
-                          "Performance Insights is first enabled).",
-        anchors=Anchors(compliance=["aws-rds-instance-disallow-unencrypted-performance-insights"],
-                        checkov=["CKV_AWS_354"], trivy=["AVD-AWS-0078"]),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-performance-insights",
-        description="RDS instances have Performance Insights on.",
-        resource_types=[INSTANCE],
-        validate=performance_insights_enabled,
-        severity=Severity.LOW,
-        remediation_steps="Set performance_insights_enabled=True with the stack key (7 days retention is free).",
-        anchors=Anchors(compliance=["aws-rds-instance-enable-performance-insights"], checkov=["CKV_AWS_353"],
-                        trivy=["AVD-AWS-0133"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-enhanced-monitoring",
-        description="RDS instances have enhanced monitoring every 60 seconds or more often.",
-        resource_types=[INSTANCE],
-        validate=enhanced_monitoring,
-        severity=Severity.LOW,
-        remediation_steps="Set monitoring_interval=60 (or less) and monitoring_role_arn to a role with "
-                          "AmazonRDSEnhancedMonitoringRole.",
-        anchors=Anchors(checkov=["CKV_AWS_118"], securityhub=["RDS.6"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config={"maxIntervalSeconds": {"type": "integer", "enum": [1, 5, 10, 15, 30, 60], "default": 60,
-                                       "description": "Longest monitoring interval allowed."}},
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-iam-authentication",
-        description="RDS instances accept IAM database authentication.",
-        resource_types=[INSTANCE],
-        validate=iam_authentication,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set iam_database_authentication_enabled=True.",
-        anchors=Anchors(checkov=["CKV_AWS_161"], trivy=["AVD-AWS-0176"], securityhub=["RDS.10"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-auto-minor-version-upgrade",
-        description="RDS applies minor version upgrades automatically.",
-        resource_types=[INSTANCE],
-        validate=auto_minor_upgrade,
-        severity=Severity.HIGH,
-        remediation_steps="Set auto_minor_version_upgrade=True (and engine_version to a major version only, so "
-                          "Pulumi does not fight the upgrades).",
-        anchors=Anchors(checkov=["CKV_AWS_226"], securityhub=["RDS.13"]),
-        remediate=_set_true("autoMinorVersionUpgrade"),
-    ),
-    resource_policy(
-        name="aws-rds-instance-enable-copy-tags-to-snapshot",
-        description="RDS snapshots carry the instance's tags.",
-        resource_types=[INSTANCE],
-        validate=copy_tags,
-        severity=Severity.LOW,
-        remediation_steps="Set copy_tags_to_snapshot=True.",
-        anchors=Anchors(checkov=["CKV2_AWS_60"], securityhub=["RDS.17"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        remediate=_set_true("copyTagsToSnapshot"),
-    ),
-    stack_policy(
-        name="aws-rds-instance-require-tls",
-        description="RDS PostgreSQL instances use a parameter group that forces TLS 1.2 or newer.",
-        validate=tls_required,
-        severity=Severity.HIGH,
-        remediation_steps="Create an aws.rds.ParameterGroup with family postgres<major>, parameters "
-                          "rds.force_ssl=1 and ssl_min_protocol_version=TLSv1.2, and pass its name as "
-                          "parameter_group_name.",
-        anchors=Anchors(checkov=["CKV2_AWS_69"], securityhub=["RDS.38"], checklist=["Pre-Deployment 3.2 (TLS)"]),
-        config={"minTlsVersion": {"type": "string", "enum": list(TLS_VERSIONS), "default": "TLSv1.2",
-                                  "description": "Lowest ssl_min_protocol_version allowed."}},
-    ),
-    stack_policy(
-        name="aws-rds-instance-disallow-literal-password",
-        description="RDS master passwords are generated by the stack or kept by RDS, never literals or config.",
-        validate=generated_password,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the password with random.RandomPassword and pass its result (a secret), as "
-                          "StackSecrets does, or set manage_master_user_password=True.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1", "Pre-Deployment 3.1 (default passwords changed)"]),
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -26,10 +26,10 @@ from pulumi_policy import (
     Severity,
     StackValidationArgs,
 )
-from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy, stack_policy
-from ._props import as_int, as_map
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._graph import linked_from, undecided
+from ._props import as_int, as_map, known
 
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
 SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"  # noqa: S105 (a type token)
@@ -46,17 +46,27 @@ DEFAULT_MAX_DAYS = {"signing-key": 180, "password": 90, "api-token": 90}
 _RATE = re.compile(r"^rate\((\d+) days?\)$")
 
 
-def _set_or_unknown(props: Mapping[str, Any], key: str) -> Any:
-    """The value, or True when it is unknown during preview (an output is being passed)."""
-    try:
-        return props.get(key)
-    except UnknownValueError:
-        return True
+
+def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
+    """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
+    minimum = settings(args).int("minDays")
+    days = as_int(args.props.get("recoveryWindowInDays"))
+    if days is None or days >= minimum:
+        return None
+    args.props["recoveryWindowInDays"] = minimum
+    return args.props
 
 
+@resource_rule(
+    "aws-secretsmanager-secret-configure-customer-managed-key", [SECRET], Severity.MEDIUM,
+    "Secrets are encrypted with the stack's customer-managed KMS key.",
+    fix="Set kms_key_id=<stack key ARN>; only principals the key allows can then read the value.",
+    anchors=Anchors(compliance=["aws-secretsmanager-secret-configure-customer-managed-key"],
+                    checkov=["CKV_AWS_149"], trivy=["AVD-AWS-0098"], checklist=["Pre-Deployment 2.1"]),
+)
 def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Encrypted with the stack key, not the account-wide AWS-managed key."""
-    key = _set_or_unknown(args.props, "kmsKeyId")
+    key = known(args.props, "kmsKeyId")
     if not key:
         report_violation("kmsKeyId is not set; the secret would use the AWS-managed key aws/secretsmanager, which "
                          "every principal allowed to read secrets in the account can use.", None)
@@ -65,9 +75,18 @@ def customer_managed_key(args: ResourceValidationArgs, report_violation: ReportV
                          "key.", None)
 
 
+@resource_rule(
+    "aws-secretsmanager-secret-configure-recovery-window", [SECRET], Severity.MEDIUM,
+    "Deleted secrets stay restorable for at least 7 days.",
+    fix="Set recovery_window_in_days between 7 and 30 (config secretRecoveryWindowDays); never 0.",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1"]),
+    config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 7,
+                        "description": "Shortest recovery window allowed."}},
+    remediate=lengthen_recovery_window,
+)
 def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """A deleted secret stays restorable for at least ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 7
+    minimum = settings(args).int("minDays")
     days = as_int(args.props.get("recoveryWindowInDays"))
     if days is None:
         return  # Secrets Manager's default is 30 days.
@@ -78,16 +97,15 @@ def recovery_window(args: ResourceValidationArgs, report_violation: ReportViolat
         report_violation(f"recoveryWindowInDays is {days}; it must be at least {minimum} days.", None)
 
 
-def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
-    """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
-    minimum = as_int(args.get_config().get("minDays")) or 7
-    days = as_int(args.props.get("recoveryWindowInDays"))
-    if days is None or days >= minimum:
-        return None
-    args.props["recoveryWindowInDays"] = minimum
-    return args.props
 
-
+@resource_rule(
+    "aws-secretsmanager-secret-require-description", [SECRET], Severity.LOW,
+    "Secrets have a description of what they hold.",
+    fix="Set description to what the secret holds and whether the stack or an operator sets it.",
+    anchors=Anchors(compliance=["aws-secretsmanager-secret-missing-description"],
+                    checklist=["Pre-Deployment 2.1 (store secrets)"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def has_description(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """The secret says what it holds and who puts it in, so operators rotate and revoke the right one."""
     if not args.props.get("description"):
@@ -109,22 +127,40 @@ def _rotation_days(rotation: PolicyResource) -> int | None:
 
 
 def _rotation_of(secret: PolicyResource, rotations: list[PolicyResource]) -> PolicyResource | None:
-    ids = {v for v in (secret.props.get("arn"), secret.props.get("id")) if v}
-    for rotation in rotations:
-        if secret in rotation.property_dependencies.get("secretId", []) or rotation.props.get("secretId") in ids:
-            return rotation
-    return None
+    """The rotation whose secretId came from (or names) the secret; the ARN is unknown in a first preview."""
+    return linked_from(rotations, "secretId", secret, ("arn", "id"))
 
 
+@stack_rule(
+    "aws-secretsmanager-secret-enable-rotation", Severity.MEDIUM,
+    "Every secret rotates on the checklist's schedule: automatically, or by hand with a reminder.",
+    fix="Add an aws.secretsmanager.SecretRotation with rotation_rules.automatically_after_days "
+        "within the class's period (SECRET_KEY 180, passwords 90); for tokens issued elsewhere "
+        "tag the secret sark:rotation=manual and sark:rotation-days=<= 90 and keep the "
+        "SARK/Secrets age audit alarm (SecretRotations).",
+    anchors=Anchors(checkov=["CKV2_AWS_57", "CKV_AWS_304"], securityhub=["SecretsManager.1", "SecretsManager.4"],
+                    checklist=["Pre-Deployment 2.1 (rotation schedule)"]),
+    config={
+        "maxDays": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                    "default": DEFAULT_MAX_DAYS,
+                    "description": "Longest rotation period per sark:rotation-class."},
+        "defaultMaxDays": {"type": "integer", "minimum": 1, "default": 90,
+                           "description": "Longest rotation period of secrets without a known class."},
+        "reminderNamespace": {"type": "string", "default": "SARK/Secrets",
+                              "description": "CloudWatch namespace of the age audit alarm."},
+    },
+    needs="the rotation whose secretId came from the secret (property dependency), and the reminder alarm",
+)
 def rotation_configured(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Every secret rotates within its class's period, automatically or (external tokens) with a reminder."""
-    config = args.get_config()
-    limits = {**DEFAULT_MAX_DAYS, **{k: int(v) for k, v in as_map(config.get("maxDays")).items()}}
-    default_limit = as_int(config.get("defaultMaxDays")) or 90
-    namespace = str(config.get("reminderNamespace") or "SARK/Secrets")
+    config = settings(args)
+    limits = {**DEFAULT_MAX_DAYS, **{k: int(v) for k, v in config.map("maxDays").items()}}
+    default_limit, namespace = config.int("defaultMaxDays"), config.text("reminderNamespace")
     rotations = [r for r in args.resources if r.resource_type == SECRET_ROTATION]
     has_reminder = any(r.resource_type == METRIC_ALARM and r.props.get("namespace") == namespace
                        for r in args.resources)
+    if any(undecided(r, "secretId") for r in rotations):
+        return
     for secret in (r for r in args.resources if r.resource_type == SECRET):
         tags = as_map(secret.props.get("tags"))
         klass = str(tags.get(CLASS_TAG) or "")
@@ -155,11 +191,20 @@ def rotation_configured(args: StackValidationArgs, report_violation: ReportViola
                              "operators when it is due.", secret.urn)
 
 
+@stack_rule(
+    "aws-secretsmanager-secret-version-require-generated-value", Severity.HIGH,
+    "Secret values come from generated values, never from literals or stack config.",
+    fix="Generate the value with random.RandomPassword; for credentials issued elsewhere create "
+        "the secret without a version and put the value in with aws secretsmanager "
+        "put-secret-value (docs/data-tier.md).",
+    anchors=Anchors(checklist=["Pre-Deployment 2.1 (store secrets in a secrets manager)"]),
+    needs="where the value came from (the property dependency of secretString on a random.RandomPassword)",
+)
 def generated_values(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Secret versions hold generated values only; outside credentials are put in by operators."""
     for version in (r for r in args.resources if r.resource_type == SECRET_VERSION):
         for key in ("secretString", "secretBinary"):
-            if version.props.get(key) is None:
+            if known(version.props, key) is None:  # a generated value is unknown in a first preview
                 continue
             sources = [d.resource_type for d in version.property_dependencies.get(key, [])]
             if RANDOM_PASSWORD not in sources:
@@ -168,69 +213,4 @@ def generated_values(args: StackValidationArgs, report_violation: ReportViolatio
                                  "put the value in (aws secretsmanager put-secret-value).", version.urn)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-secretsmanager-secret-configure-customer-managed-key",
-        description="Secrets are encrypted with the stack's customer-managed KMS key.",
-        resource_types=[SECRET],
-        validate=customer_managed_key,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_key_id=<stack key ARN>; only principals the key allows can then read the value.",
-        anchors=Anchors(compliance=["aws-secretsmanager-secret-configure-customer-managed-key"],
-                        checkov=["CKV_AWS_149"], trivy=["AVD-AWS-0098"], checklist=["Pre-Deployment 2.1"]),
-    ),
-    resource_policy(
-        name="aws-secretsmanager-secret-configure-recovery-window",
-        description="Deleted secrets stay restorable for at least 7 days.",
-        resource_types=[SECRET],
-        validate=recovery_window,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set recovery_window_in_days between 7 and 30 (config secretRecoveryWindowDays); never 0.",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1"]),
-        config={"minDays": {"type": "integer", "minimum": 7, "maximum": 30, "default": 7,
-                            "description": "Shortest recovery window allowed."}},
-        remediate=lengthen_recovery_window,
-    ),
-    resource_policy(
-        name="aws-secretsmanager-secret-require-description",
-        description="Secrets have a description of what they hold.",
-        resource_types=[SECRET],
-        validate=has_description,
-        severity=Severity.LOW,
-        remediation_steps="Set description to what the secret holds and whether the stack or an operator sets it.",
-        anchors=Anchors(compliance=["aws-secretsmanager-secret-missing-description"],
-                        checklist=["Pre-Deployment 2.1 (store secrets)"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    stack_policy(
-        name="aws-secretsmanager-secret-enable-rotation",
-        description="Every secret rotates on the checklist's schedule: automatically, or by hand with a reminder.",
-        validate=rotation_configured,
-        severity=Severity.MEDIUM,
-        remediation_steps="Add an aws.secretsmanager.SecretRotation with rotation_rules.automatically_after_days "
-                          "within the class's period (SECRET_KEY 180, passwords 90); for tokens issued elsewhere "
-                          "tag the secret sark:rotation=manual and sark:rotation-days=<= 90 and keep the "
-                          "SARK/Secrets age audit alarm (SecretRotations).",
-        anchors=Anchors(checkov=["CKV2_AWS_57", "CKV_AWS_304"], securityhub=["SecretsManager.1", "SecretsManager.4"],
-                        checklist=["Pre-Deployment 2.1 (rotation schedule)"]),
-        config={
-            "maxDays": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                        "default": DEFAULT_MAX_DAYS,
-                        "description": "Longest rotation period per sark:rotation-class."},
-            "defaultMaxDays": {"type": "integer", "minimum": 1, "default": 90,
-                               "description": "Longest rotation period of secrets without a known class."},
-            "reminderNamespace": {"type": "string", "default": "SARK/Secrets",
-                                  "description": "CloudWatch namespace of the age audit alarm."},
-        },
-    ),
-    stack_policy(
-        name="aws-secretsmanager-secret-version-require-generated-value",
-        description="Secret values come from generated values, never from literals or stack config.",
-        validate=generated_values,
-        severity=Severity.HIGH,
-        remediation_steps="Generate the value with random.RandomPassword; for credentials issued elsewhere create "
-                          "the secret without a version and put the value in with aws secretsmanager "
-                          "put-secret-value (docs/data-tier.md).",
-        anchors=Anchors(checklist=["Pre-Deployment 2.1 (store secrets in a secrets manager)"]),
-    ),
-]
+POLICIES = policies_of(__name__)

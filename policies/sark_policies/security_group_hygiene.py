@@ -25,7 +25,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._base import Anchors, resource_policy, stack_policy
+from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
 from ._props import as_int, as_list, as_map
 from ._security_groups import (
     SECURITY_GROUP,
@@ -54,6 +54,18 @@ def _block_ports(block: Mapping[str, Any]) -> str:
     return f"{protocol}/{low}" if low == high else f"{protocol}/{low}-{high}"
 
 
+@resource_rule(
+    "aws-ec2-security-group-require-description",
+    [SECURITY_GROUP, SECURITY_GROUP_RULE, VPC_INGRESS_RULE, VPC_EGRESS_RULE], Severity.LOW,
+    "Security groups and their rules have descriptions.",
+    fix="Give the group a description of its purpose (changing it replaces the group, so set it "
+        "at creation) and every rule a description of why it exists.",
+    anchors=Anchors(compliance=["aws-ec2-securitygroup-missing-description",
+                                "aws-ec2-securitygroup-missing-ingress-rule-description",
+                                "aws-ec2-securitygroup-missing-egress-rule-description"],
+                    checkov=["CKV_AWS_23"], trivy=["AVD-AWS-0099", "AVD-AWS-0124"]),
+    level=EnforcementLevel.ADVISORY,
+)
 def descriptions(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Groups and rules say why they exist."""
     props = args.props
@@ -77,9 +89,23 @@ def _port_text(ports: list[int]) -> str:
     return "tcp/" + ", ".join(str(p) for p in ports) if ports else "no port"
 
 
+@stack_rule(
+    "aws-ec2-security-group-disallow-unrestricted-egress", Severity.LOW,
+    "Security groups reach the internet only on the ports their role needs.",
+    fix="Replace all-traffic egress with the ports the hosts need; add a role's ports to "
+        "allowedPublicEgress only when the service truly calls out on them (e.g. a SIEM on 8088).",
+    anchors=Anchors(checkov=["CKV_AWS_382"], trivy=["AVD-AWS-0104"],
+                    checklist=["Pre-Deployment 1.1 (firewall)"]),
+    level=EnforcementLevel.ADVISORY,
+    config={"allowedPublicEgress": {
+        "type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+        "default": DEFAULT_PUBLIC_EGRESS,
+        "description": "sark:role -> TCP ports its security group may reach on 0.0.0.0/0 or ::/0."}},
+    needs="the sark:role of the group a standalone egress rule is attached to",
+)
 def unrestricted_egress(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """Groups reach the internet only on the ports their role needs; never with all protocols."""
-    allowed_by_role: Mapping[str, Any] = as_map(args.get_config().get("allowedPublicEgress"))
+    allowed_by_role: Mapping[str, Any] = settings(args).map("allowedPublicEgress")
     for rule in egress_rules(args.resources):
         world = sorted(c for c in rule.cidrs if c in WORLD)
         if not world:
@@ -95,6 +121,16 @@ def unrestricted_egress(args: StackValidationArgs, report_violation: ReportViola
                          rule.declared_by.urn)
 
 
+@stack_rule(
+    "aws-ec2-security-group-disallow-rule-management-conflicts", Severity.LOW,
+    "No security group mixes inline rules with standalone rules of the same direction.",
+    fix="Move the group's inline ingress/egress blocks to aws.vpc.SecurityGroupIngressRule / "
+        "SecurityGroupEgressRule resources (as components/security_groups.py does), or fold the "
+        "standalone rule into the inline list.",
+    anchors=Anchors(awsguard=["security-group-no-rule-management-conflicts"]),
+    level=EnforcementLevel.ADVISORY,
+    needs="the inline rules of the group a standalone rule is attached to (securityGroupId)",
+)
 def rule_management_conflicts(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """No standalone rule is added to a group that declares inline rules of the same direction."""
     for rule in (r for r in args.resources if r.resource_type in STANDALONE_RULE_TYPES):
@@ -107,45 +143,4 @@ def rule_management_conflicts(args: StackValidationArgs, report_violation: Repor
                          f"{way} rules one way.", rule.urn)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-ec2-security-group-require-description",
-        description="Security groups and their rules have descriptions.",
-        resource_types=[SECURITY_GROUP, SECURITY_GROUP_RULE, VPC_INGRESS_RULE, VPC_EGRESS_RULE],
-        validate=descriptions,
-        severity=Severity.LOW,
-        remediation_steps="Give the group a description of its purpose (changing it replaces the group, so set it "
-                          "at creation) and every rule a description of why it exists.",
-        anchors=Anchors(compliance=["aws-ec2-securitygroup-missing-description",
-                                    "aws-ec2-securitygroup-missing-ingress-rule-description",
-                                    "aws-ec2-securitygroup-missing-egress-rule-description"],
-                        checkov=["CKV_AWS_23"], trivy=["AVD-AWS-0099", "AVD-AWS-0124"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-disallow-unrestricted-egress",
-        description="Security groups reach the internet only on the ports their role needs.",
-        validate=unrestricted_egress,
-        severity=Severity.LOW,
-        remediation_steps="Replace all-traffic egress with the ports the hosts need; add a role's ports to "
-                          "allowedPublicEgress only when the service truly calls out on them (e.g. a SIEM on 8088).",
-        anchors=Anchors(checkov=["CKV_AWS_382"], trivy=["AVD-AWS-0104"],
-                        checklist=["Pre-Deployment 1.1 (firewall)"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-        config={"allowedPublicEgress": {
-            "type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}},
-            "default": DEFAULT_PUBLIC_EGRESS,
-            "description": "sark:role -> TCP ports its security group may reach on 0.0.0.0/0 or ::/0."}},
-    ),
-    stack_policy(
-        name="aws-ec2-security-group-disallow-rule-management-conflicts",
-        description="No security group mixes inline rules with standalone rules of the same direction.",
-        validate=rule_management_conflicts,
-        severity=Severity.LOW,
-        remediation_steps="Move the group's inline ingress/egress blocks to aws.vpc.SecurityGroupIngressRule / "
-                          "SecurityGroupEgressRule resources (as components/security_groups.py does), or fold the "
-                          "standalone rule into the inline list.",
-        anchors=Anchors(awsguard=["security-group-no-rule-management-conflicts"]),
-        enforcement_level=EnforcementLevel.ADVISORY,
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from ._base import Anchors, resource_policy
+from ._base import Anchors, policies_of, resource_rule
 
 TOPIC = "aws:sns/topic:Topic"
 
@@ -14,6 +14,13 @@ TOPIC = "aws:sns/topic:Topic"
 AWS_MANAGED_KEY = "alias/aws/sns"
 
 
+@resource_rule(
+    "aws-sns-topic-enable-kms-encryption", [TOPIC], Severity.MEDIUM,
+    "SNS topics are encrypted with a customer-managed KMS key.",
+    fix="Set kms_master_key_id to the stack key's ARN (its key policy lets CloudWatch alarms "
+        "use it to publish).",
+    anchors=Anchors(checkov=["CKV_AWS_26"], trivy=["AVD-AWS-0095", "AVD-AWS-0136"], securityhub=["SNS.1"]),
+)
 def topic_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Topics are encrypted with a customer-managed KMS key."""
     try:
@@ -29,15 +36,4 @@ def topic_encrypted(args: ResourceValidationArgs, report_violation: ReportViolat
                          "CloudWatch alarms publish. Use the stack key.", None)
 
 
-POLICIES = [
-    resource_policy(
-        name="aws-sns-topic-enable-kms-encryption",
-        description="SNS topics are encrypted with a customer-managed KMS key.",
-        resource_types=[TOPIC],
-        validate=topic_encrypted,
-        severity=Severity.MEDIUM,
-        remediation_steps="Set kms_master_key_id to the stack key's ARN (its key policy lets CloudWatch alarms "
-                          "use it to publish).",
-        anchors=Anchors(checkov=["CKV_AWS_26"], trivy=["AVD-AWS-0095", "AVD-AWS-0136"], securityhub=["SNS.1"]),
-    ),
-]
+POLICIES = policies_of(__name__)

@@ -245,7 +245,8 @@ def test_waf_can_be_switched_off(record: Record) -> None:
 def test_policy_pack_finds_nothing_mandatory(rec: Recording) -> None:
     report = evaluate(rec, [load_pack(ROOT / "policies")])
     # The load balancer's alarms are the Monitoring component's; the whole-stack plan checks them.
-    found = [(v.policy, v.detail) for v in report.mandatory if v.policy != "aws-cloudwatch-require-sark-alarms"]
+    found = [(v.policy, v.detail) for v in report.mandatory
+             if v.policy != "aws-cloudwatch-require-sark-alarms"]
     assert found == []
 
 

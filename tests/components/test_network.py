@@ -293,3 +293,18 @@ def test_resource_names_never_contain_urn_separators(record: Record) -> None:
     rec = _firewall(record)
     assert all("::" not in r.name for r in rec.resources)
     assert "fw-load-balancer-https-any-ipv6" in {r.name for r in rec.resources}
+
+
+def test_every_rule_is_tagged_with_its_groups_role(record: Record) -> None:
+    """The pack decides world-open ingress per rule, before the group's id is known, from this tag."""
+    rec = _firewall(record, admin_cidrs=["192.0.2.0/28"], siem_port=8088)
+    groups = rec.by_type("aws:ec2/securityGroup:SecurityGroup")
+    roles = {g.outputs["id"]: g.inputs["tags"]["sark:role"] for g in groups}
+    rules = [*rec.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"),
+             *rec.by_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")]
+    assert len(rules) == 20  # 11 ingress, 9 egress
+    assert [(r.name, r.inputs["tags"]) for r in rules
+            if r.inputs["tags"] != {"sark:role": roles[r.inputs["securityGroupId"]]}] == []
+    world = [r.inputs["tags"]["sark:role"] for r in rules if r.type.endswith("IngressRule")
+             and (r.inputs.get("cidrIpv4") == "0.0.0.0/0" or r.inputs.get("cidrIpv6") == "::/0")]
+    assert world == ["load-balancer"] * 4

@@ -17,7 +17,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import rpc
-from pulumi_policy import EnforcementLevel, Policy
+from pulumi_policy import EnforcementLevel, Policy, StackValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer, proto
 
 UNKNOWN = rpc.UNKNOWN
@@ -147,3 +147,17 @@ def remediate_resource(policy: Policy, type_: str, props: Mapping[str, Any], *, 
 def by_name(policies: Sequence[Policy], name: str) -> Policy:
     """The policy called ``name``."""
     return next(p for p in policies if p.name == name)
+
+
+def check_each(policy: Policy, resources: Sequence[Res], *, config: Mapping[str, Any] | None = None) -> Result:
+    """Run a policy the way the engine would over these resources: a resource policy through
+    ``Analyze`` on every resource (its props as inputs), a stack policy through ``AnalyzeStack``."""
+    if isinstance(policy, StackValidationPolicy):
+        return check_stack(policy, resources, config=config)
+    total = Result()
+    for resource in resources:
+        result = check_resource(policy, resource.type, resource.props, name=resource.name, config=config)
+        total.violations.extend(result.violations)
+        total.not_applicable.extend(result.not_applicable)
+        total.advisories.extend(result.advisories)
+    return total

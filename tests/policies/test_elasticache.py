@@ -29,8 +29,8 @@ def check(name: str, changes: dict[str, Any] | None = None, drop: tuple[str, ...
 
 def test_metadata() -> None:
     levels = {p.name: p.enforcement_level for p in elasticache.POLICIES}
-    assert levels["aws-elasticache-replication-group-configure-maxmemory-policy"] == EnforcementLevel.ADVISORY
-    assert [n for n, level in levels.items() if level != EnforcementLevel.MANDATORY] == [
+    assert sorted(n for n, level in levels.items() if level != EnforcementLevel.MANDATORY) == [
+        "aws-elasticache-parameter-group-configure-maxmemory-policy",
         "aws-elasticache-replication-group-configure-maxmemory-policy"]
     for policy in elasticache.POLICIES:
         assert policy.remediation_steps
@@ -109,6 +109,7 @@ def test_token_unknown_during_preview_counts_as_set() -> None:
 # --- maxmemory-policy through the parameter group (stack rule) ------------------------------------------
 
 MAXMEMORY = by_name(elasticache.POLICIES, "aws-elasticache-replication-group-configure-maxmemory-policy")
+PARAMS_MAXMEMORY = by_name(elasticache.POLICIES, "aws-elasticache-parameter-group-configure-maxmemory-policy")
 
 
 def _memory_stack(value: str | None = "allkeys-lru", linked: bool = True) -> list[Res]:
@@ -125,23 +126,36 @@ def test_allkeys_lru_passes() -> None:
     assert check_stack(MAXMEMORY, _memory_stack()).violations == []
 
 
-def test_other_eviction_policy_fails() -> None:
-    result = check_stack(MAXMEMORY, _memory_stack("noeviction"))
-    assert result.violations == [(urn(elasticache.REPLICATION_GROUP, "sark-cache"),
-                                  "Parameter group 'sark-cache-params' of replication group 'sark-cache' sets "
-                                  "maxmemory-policy to noeviction; it must be allkeys-lru.")]
+def test_noeviction_fails_on_the_parameter_group_itself() -> None:
+    params = _memory_stack("noeviction")[0]
+    result = check_resource(PARAMS_MAXMEMORY, elasticache.PARAMETER_GROUP, params.props, name=params.name)
+    assert result.violations == [(urn(elasticache.PARAMETER_GROUP, "sark-cache-params"),
+                                  "maxmemory-policy is noeviction; it must be allkeys-lru.")]
+    assert check_stack(MAXMEMORY, _memory_stack("noeviction")).violations == []
 
 
 def test_parameter_group_without_the_setting_fails() -> None:
-    assert check_stack(MAXMEMORY, _memory_stack(None)).messages == [
-        "Parameter group 'sark-cache-params' of replication group 'sark-cache' sets maxmemory-policy to nothing "
-        "(default volatile-lru); it must be allkeys-lru."]
+    params = _memory_stack(None)[0]
+    assert check_resource(PARAMS_MAXMEMORY, elasticache.PARAMETER_GROUP, params.props).messages == [
+        "maxmemory-policy is not set (default volatile-lru); it must be allkeys-lru."]
+
+
+def test_parameter_group_of_another_engine_is_not_checked() -> None:
+    props = {"family": "memcached1.6", "parameters": []}
+    assert check_resource(PARAMS_MAXMEMORY, elasticache.PARAMETER_GROUP, props).violations == []
 
 
 def test_default_parameter_group_fails() -> None:
     assert check_stack(MAXMEMORY, _memory_stack(linked=False)).messages == [
         "Replication group 'sark-cache' uses default.valkey7, which this stack does not define (default eviction "
-        "is volatile-lru, not allkeys-lru)."]
+        "is volatile-lru)."]
+
+
+def test_parameter_group_name_unknown_is_followed_by_dependency() -> None:
+    resources = _memory_stack()
+    resources[1].props = {"parameterGroupName": UNKNOWN}
+    result = check_stack(MAXMEMORY, resources)
+    assert (result.violations, result.advisories) == ([], [])
 
 
 # --- where the AUTH token comes from (stack rule) -------------------------------------------------------

@@ -136,6 +136,7 @@ def test_key_unknown_during_first_preview_passes() -> None:
 # --- TLS through the parameter group (stack rule) ------------------------------------------------------
 
 TLS = by_name(rds.POLICIES, "aws-rds-instance-require-tls")
+PARAMS_TLS = by_name(rds.POLICIES, "aws-rds-parameter-group-require-tls")
 
 
 def _tls_stack(parameters: list[dict[str, str]] | None = None, family: str = "postgres15",
@@ -170,14 +171,43 @@ def test_default_parameter_group_fails() -> None:
                                   "so nothing forces TLS (rds.force_ssl=1).")]
 
 
-def test_parameter_group_without_force_ssl_and_old_tls_fails() -> None:
-    result = check_stack(TLS, _tls_stack([{"name": "rds.force_ssl", "value": "0"},
-                                          {"name": "ssl_min_protocol_version", "value": "TLSv1"}]))
-    assert result.messages == [
-        "Parameter group 'sark-db-params' of RDS instance 'sark-db' does not set rds.force_ssl=1; clients may "
-        "connect without TLS.",
-        "Parameter group 'sark-db-params' of RDS instance 'sark-db' sets ssl_min_protocol_version to TLSv1; it must "
-        "be one of TLSv1.2, TLSv1.3."]
+def _params(parameters: list[dict[str, Any]] | None = None, family: str = "postgres15") -> dict[str, Any]:
+    return dict(_tls_stack(parameters, family)[0].props)
+
+
+def test_force_ssl_0_fails_on_the_parameter_group_itself() -> None:
+    result = check_resource(PARAMS_TLS, rds.PARAMETER_GROUP, _params([{"name": "rds.force_ssl", "value": "0"},
+                                                                      {"name": "ssl_min_protocol_version",
+                                                                       "value": "TLSv1"}]), name="sark-db-params")
+    assert result.violations == [
+        (urn(rds.PARAMETER_GROUP, "sark-db-params"),
+         "rds.force_ssl is 0; it must be 1, or clients may connect without TLS."),
+        (urn(rds.PARAMETER_GROUP, "sark-db-params"),
+         "ssl_min_protocol_version is TLSv1; it must be one of TLSv1.2, TLSv1.3.")]
+
+
+def test_parameter_group_without_tls_parameters_fails() -> None:
+    assert check_resource(PARAMS_TLS, rds.PARAMETER_GROUP, _params([])).messages == [
+        "rds.force_ssl is not set (default 0); it must be 1, or clients may connect without TLS.",
+        "ssl_min_protocol_version is not set; it must be one of TLSv1.2, TLSv1.3."]
+
+
+def test_force_ssl_as_a_number_passes() -> None:
+    props = _params([{"name": "rds.force_ssl", "value": 1}, {"name": "ssl_min_protocol_version", "value": "TLSv1.3"}])
+    assert check_resource(PARAMS_TLS, rds.PARAMETER_GROUP, props).violations == []
+
+
+def test_parameter_group_of_another_engine_is_not_checked() -> None:
+    assert check_resource(PARAMS_TLS, rds.PARAMETER_GROUP, _params([], family="mysql8.0")).violations == []
+
+
+def test_parameter_group_linked_by_dependency_decides_with_unknown_name() -> None:
+    resources = _tls_stack(family="postgres14")
+    resources[1].props = {**resources[1].props, "parameterGroupName": UNKNOWN}
+    result = check_stack(TLS, resources)
+    assert (result.messages, result.advisories) == (
+        ["Parameter group 'sark-db-params' has family postgres14, but RDS instance 'sark-db' runs PostgreSQL 15 "
+         "(family postgres15)."], [])
 
 
 def test_parameter_group_of_another_family_fails() -> None:
@@ -187,9 +217,8 @@ def test_parameter_group_of_another_family_fails() -> None:
 
 
 def test_minimum_tls_version_from_config() -> None:
-    result = check_stack(TLS, _tls_stack(), config={"minTlsVersion": "TLSv1.3"})
-    assert result.messages == ["Parameter group 'sark-db-params' of RDS instance 'sark-db' sets "
-                               "ssl_min_protocol_version to TLSv1.2; it must be one of TLSv1.3."]
+    result = check_resource(PARAMS_TLS, rds.PARAMETER_GROUP, _params(), config={"minTlsVersion": "TLSv1.3"})
+    assert result.messages == ["ssl_min_protocol_version is TLSv1.2; it must be one of TLSv1.3."]
 
 
 # --- where the password comes from (stack rule) --------------------------------------------------------

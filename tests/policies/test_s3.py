@@ -10,10 +10,13 @@ import pytest
 from pulumi_policy import EnforcementLevel
 
 from sark_policies import s3
-from tests.policies.helpers import Res, by_name, check_stack
+from tests.policies.helpers import UNKNOWN, Res, by_name, check_each, check_resource, check_stack, urn
 
 BUCKET = "aws:s3/bucket:Bucket"
 PUBLIC = by_name(s3.POLICIES, "aws-s3-bucket-disallow-public-access")
+HAS_PUBLIC = by_name(s3.POLICIES, "aws-s3-bucket-require-public-access-block")
+HAS_ENCRYPTION = by_name(s3.POLICIES, "aws-s3-bucket-require-encryption-configuration")
+HAS_POLICY = by_name(s3.POLICIES, "aws-s3-bucket-require-bucket-policy")
 ENCRYPTION = by_name(s3.POLICIES, "aws-s3-bucket-enable-server-side-encryption")
 RETENTION = by_name(s3.POLICIES, "aws-s3-bucket-configure-log-retention")
 TLS = by_name(s3.POLICIES, "aws-s3-bucket-require-tls-only-policy")
@@ -62,7 +65,8 @@ def stack(**changes: Callable[[dict[str, Any]], None]) -> list[Res]:
 
 @pytest.mark.parametrize("policy", s3.POLICIES, ids=lambda p: p.name)
 def test_compliant_log_bucket_passes(policy: Any) -> None:
-    assert check_stack(policy, stack()).violations == []
+    result = check_each(policy, stack())
+    assert (result.violations, result.advisories) == ([], [])
 
 
 def test_side_resources_found_by_bucket_name_without_dependencies() -> None:
@@ -70,30 +74,71 @@ def test_side_resources_found_by_bucket_name_without_dependencies() -> None:
     for resource in resources[1:]:
         resource.property_dependencies = {}
     for policy in s3.POLICIES:
-        assert check_stack(policy, resources).violations == [], policy.name
+        assert check_each(policy, resources).violations == [], policy.name
 
 
-def test_public_access_flag_off_fails() -> None:
-    result = check_stack(PUBLIC, stack(public=lambda p: p.update(restrictPublicBuckets=False)))
-    assert result.messages == ["Bucket 'logs' public access block leaves restrictPublicBuckets off; all four must be "
-                               "true."]
+def _first_preview(resources: list[Res]) -> list[Res]:
+    """As a first preview sends them: the bucket's id and ARN, and every side resource's bucket, unknown."""
+    resources[0].props = {**resources[0].props, "id": UNKNOWN, "arn": UNKNOWN}
+    for resource in resources[1:6]:
+        resource.props = {**resource.props, "bucket": UNKNOWN}
+    return resources
+
+
+@pytest.mark.parametrize("policy", [p for p in s3.POLICIES if p.name != TLS.name], ids=lambda p: p.name)
+def test_first_preview_decides_from_dependencies(policy: Any) -> None:
+    result = check_each(policy, _first_preview(stack()))
+    assert (result.violations, result.advisories) == ([], [])
+
+
+def test_public_access_flag_off_fails_before_create() -> None:
+    block = stack(public=lambda p: p.update(restrictPublicBuckets=False, bucket=UNKNOWN))[1]
+    result = check_resource(PUBLIC, block.type, block.props, name=block.name)
+    assert result.violations == [(block.urn, "The public access block leaves restrictPublicBuckets off; all four "
+                                             "must be true.")]
+
+
+def test_block_and_ignore_public_acls_off_fails() -> None:
+    block = stack(public=lambda p: p.update(blockPublicAcls=False, ignorePublicAcls="false"))[1]
+    assert check_resource(PUBLIC, block.type, block.props).messages == [
+        "The public access block leaves blockPublicAcls, ignorePublicAcls off; all four must be true."]
 
 
 def test_missing_public_access_block_fails() -> None:
-    resources = [r for r in stack() if r.name != "logs-public"]
-    assert check_stack(PUBLIC, resources).messages == ["Bucket 'logs' has no public access block."]
+    resources = _first_preview(stack())
+    resources = [r for r in resources if r.name != "logs-public"]
+    assert check_stack(HAS_PUBLIC, resources).violations == [
+        (resources[0].urn, "Bucket 'logs' has no public access block.")]
+
+
+def test_side_resource_whose_bucket_is_unknown_without_dependency_waits() -> None:
+    resources = stack()
+    resources[1].props = {**resources[1].props, "bucket": UNKNOWN}
+    resources[1].property_dependencies = {}
+    result = check_stack(HAS_PUBLIC, resources)
+    assert result.violations == []
+    assert [a.split("during preview: ")[1] for a in result.advisories] == [
+        "it waits for logs-public.bucket (unknown until the resource that computes it exists); everything else was "
+        "checked"]
 
 
 def test_missing_encryption_fails() -> None:
     resources = [r for r in stack() if r.name != "logs-encryption"]
-    assert check_stack(ENCRYPTION, resources).messages == [
+    assert check_stack(HAS_ENCRYPTION, resources).messages == [
         "Bucket 'logs' declares no server-side encryption configuration."]
 
 
+def test_encryption_configuration_without_rules_fails() -> None:
+    config = stack(encryption=lambda p: p.update(rules=[]))[2]
+    assert check_resource(ENCRYPTION, config.type, config.props).messages == [
+        "The encryption configuration sets no default sseAlgorithm."]
+
+
 def test_disallowed_algorithm_fails() -> None:
-    result = check_stack(ENCRYPTION, stack(encryption=lambda p: p["rules"][0][
-        "applyServerSideEncryptionByDefault"].update(sseAlgorithm="aws:kms")), config={"allowedAlgorithms": ["AES256"]})
-    assert result.messages == ["Bucket 'logs' uses sseAlgorithm aws:kms; allowed: AES256."]
+    config = stack(encryption=lambda p: p["rules"][0]["applyServerSideEncryptionByDefault"].update(
+        sseAlgorithm="aws:kms"))[2]
+    result = check_resource(ENCRYPTION, config.type, config.props, config={"allowedAlgorithms": ["AES256"]})
+    assert result.messages == ["sseAlgorithm is aws:kms; allowed: AES256."]
 
 
 def test_short_log_retention_fails() -> None:
@@ -123,9 +168,31 @@ def test_retention_applies_only_to_log_buckets() -> None:
     lambda p: p.update(policy=tls_policy(resources=[ARN])),
 ])
 def test_policy_without_tls_deny_fails(change: Callable[[dict[str, Any]], None]) -> None:
-    assert check_stack(TLS, stack(policy=change)).messages == [
-        "Bucket 'logs' has no policy statement denying s3:* to everyone when aws:SecureTransport is false (on the "
-        "bucket and its objects)."]
+    policy = stack(policy=change)[5]
+    assert check_resource(TLS, policy.type, policy.props).messages == [
+        "The policy has no statement denying s3:* to everyone when aws:SecureTransport is false on "
+        "arn:aws:s3:::sark-logs and arn:aws:s3:::sark-logs/*."]
+
+
+def test_tls_statement_on_another_bucket_fails() -> None:
+    policy = stack(policy=lambda p: p.update(bucket="sark-other"))[5]
+    assert len(check_resource(TLS, policy.type, policy.props).messages) == 1
+
+
+def test_policy_document_unknown_in_a_first_preview_waits_then_decides() -> None:
+    """A document computed from the bucket's ARN is unknown in a first preview: the rule waits for
+    it, and in ``pulumi up`` runs before the policy is created, with the document known."""
+    waiting = check_resource(TLS, s3.POLICY[0], {"bucket": UNKNOWN, "policy": UNKNOWN})
+    assert (waiting.violations, len(waiting.advisories)) == ([], 1)
+    assert "can't run policy 'aws-s3-bucket-require-tls-only-policy'" in waiting.advisories[0]
+    known_then = stack(policy=lambda p: p.update(policy=tls_policy(effect="Allow")))[5]
+    assert len(check_resource(TLS, known_then.type, known_then.props).messages) == 1
+
+
+def test_bucket_without_policy_fails() -> None:
+    resources = [r for r in stack() if r.name != "logs-policy"]
+    assert check_stack(HAS_POLICY, resources).messages == [
+        "Bucket 'logs' has no bucket policy, so nothing denies requests without TLS."]
 
 
 def test_versioning_suspended_is_advisory() -> None:
@@ -143,33 +210,25 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 
 def test_canned_public_acl_on_the_bucket_fails() -> None:
-    resources = stack()
-    resources[0].props = {**resources[0].props, "acl": "public-read"}
-    assert check_stack(ACL, resources).violations == [
-        (resources[0].urn, "Bucket 'logs' has the canned ACL public-read; objects would be readable outside the "
-                           "account.")]
+    result = check_resource(ACL, BUCKET, {"bucket": "sark-logs", "acl": "public-read"}, name="logs")
+    assert result.violations == [
+        (urn(BUCKET, "logs"), "The canned ACL is public-read; objects would be readable outside the account.")]
 
 
 def test_public_grant_in_a_bucket_acl_resource_fails() -> None:
-    resources = stack()
-    acl = Res(s3.ACL[1], "logs-acl", {"bucket": "sark-logs", "accessControlPolicy": {
-        "owner": {"id": "owner"}, "grants": [{"permission": "READ", "grantee": {"type": "Group", "uri": ALL_USERS}}]}},
-        property_dependencies={"bucket": [resources[0].urn]})
-    assert check_stack(ACL, [*resources, acl]).violations == [
-        (acl.urn, "Bucket 'logs' grants access to AllUsers in its ACL.")]
+    props = {"bucket": UNKNOWN, "accessControlPolicy": {
+        "owner": {"id": "owner"}, "grants": [{"permission": "READ", "grantee": {"type": "Group", "uri": ALL_USERS}}]}}
+    result = check_resource(ACL, s3.ACL[1], props, name="logs-acl")
+    assert result.violations == [(urn(s3.ACL[1], "logs-acl"), "The ACL grants access to AllUsers.")]
 
 
 def test_legacy_inline_grant_fails() -> None:
-    resources = stack()
-    resources[0].props = {**resources[0].props, "grants": [{"type": "Group", "uri": ALL_USERS,
-                                                            "permissions": ["READ"]}]}
-    assert check_stack(ACL, resources).messages == ["Bucket 'logs' grants access to AllUsers in its ACL."]
+    props = {"bucket": "sark-logs", "grants": [{"type": "Group", "uri": ALL_USERS, "permissions": ["READ"]}]}
+    assert check_resource(ACL, BUCKET, props).messages == ["The ACL grants access to AllUsers."]
 
 
 def test_log_delivery_acl_is_not_public() -> None:
-    resources = stack()
-    resources[0].props = {**resources[0].props, "acl": "log-delivery-write"}
-    assert check_stack(ACL, resources).violations == []
+    assert check_resource(ACL, BUCKET, {"bucket": "sark-logs", "acl": "log-delivery-write"}).violations == []
 
 
 # --- access logging ----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ VPC_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 DEFAULT_SG = by_name(vpc.POLICIES, "aws-ec2-default-security-group-disallow-rules")
 SUBNET = by_name(vpc.POLICIES, "aws-ec2-subnet-disallow-public-ip-on-launch")
 FLOW_LOGS = by_name(vpc.POLICIES, "aws-ec2-vpc-enable-flow-logs")
-PUBLIC_INGRESS = by_name(vpc.POLICIES, "aws-ec2-security-group-disallow-public-ingress")
 
 
 def test_metadata() -> None:
@@ -115,88 +113,21 @@ def test_flow_log_of_rejected_traffic_only_fails() -> None:
         "VPC 'main-vpc' has flow logs, but none records ALL traffic (accepted and rejected)."]
 
 
-# --- public ingress ---------------------------------------------------------------------
-
-def _lb_group(ingress: list[dict[str, Any]] | None = None) -> Res:
-    return Res(SG, "alb-sg", {"id": "sg-alb", "tags": {"sark:role": "load-balancer"}, "ingress": ingress or []})
-
-
-def _app_group(ingress: list[dict[str, Any]] | None = None) -> Res:
-    return Res(SG, "app-sg", {"id": "sg-app", "tags": {"sark:role": "app"}, "ingress": ingress or []})
-
-
-def _compliant() -> list[Res]:
-    lb = _lb_group([{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"],
-                     "ipv6CidrBlocks": ["::/0"]}])
-    app = _app_group()
-    lb_http = Res(VPC_RULE, "alb-http", {"securityGroupId": "sg-alb", "ipProtocol": "tcp", "fromPort": 80,
-                                         "toPort": 80, "cidrIpv4": "0.0.0.0/0"},
-                  property_dependencies={"securityGroupId": [lb.urn]})
-    app_from_lb = Res(VPC_RULE, "app-8000", {"securityGroupId": "sg-app", "ipProtocol": "tcp", "fromPort": 8000,
-                                             "toPort": 8000, "referencedSecurityGroupId": "sg-alb"},
-                      property_dependencies={"securityGroupId": [app.urn]})
-    return [lb, app, lb_http, app_from_lb]
+def test_flow_log_whose_vpc_id_is_unknown_waits_instead_of_guessing() -> None:
+    resources = _vpc_and_log(linked=False)
+    resources[1].props = {**resources[1].props, "vpcId": UNKNOWN}
+    result = check_stack(FLOW_LOGS, resources)
+    assert result.violations == []
+    assert [a.split("during preview: ")[1] for a in result.advisories] == [
+        "it waits for main-flow-log.vpcId (unknown until the resource that computes it exists); everything else was "
+        "checked"]
 
 
-def test_load_balancer_public_on_80_and_443_passes() -> None:
-    assert check_stack(PUBLIC_INGRESS, _compliant()).violations == []
-
-
-def test_inline_world_open_ssh_on_app_group_fails() -> None:
-    resources = _compliant()
-    resources[1] = _app_group([{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}])
-    result = check_stack(PUBLIC_INGRESS, resources)
-    assert result.violations == [(urn(SG, "app-sg"),
-                                   "'app-sg' opens tcp/22 on app-sg to 0.0.0.0/0; only the security group tagged "
-                                   "sark:role=load-balancer may take traffic from the internet.")]
-
-
-def test_standalone_rule_with_protocol_all_from_ipv6_world_fails() -> None:
-    resources = _compliant()
-    app = resources[1]
-    resources.append(Res(SG_RULE, "app-all", {"type": "ingress", "securityGroupId": "sg-app", "protocol": "-1",
-                                              "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"]},
-                         property_dependencies={"securityGroupId": [app.urn]}))
-    result = check_stack(PUBLIC_INGRESS, resources)
-    assert result.messages == [
-        "'app-all' opens all ports (protocol -1) on app-sg to ::/0; only the security group tagged "
-        "sark:role=load-balancer may take traffic from the internet."]
-
-
-def test_standalone_rule_resolved_by_group_id_without_dependency() -> None:
-    resources = _compliant()
-    resources.append(Res(VPC_RULE, "app-pg", {"securityGroupId": "sg-app", "ipProtocol": "tcp", "fromPort": 5400,
-                                              "toPort": 5500, "cidrIpv4": "0.0.0.0/0"}))
-    result = check_stack(PUBLIC_INGRESS, resources)
-    assert result.messages == [
-        "'app-pg' opens tcp/5400-5500 on app-sg to 0.0.0.0/0; only the security group tagged "
-        "sark:role=load-balancer may take traffic from the internet."]
-
-
-def test_load_balancer_public_on_other_port_range_fails() -> None:
-    resources = _compliant()
-    resources[2] = Res(VPC_RULE, "alb-http", {"securityGroupId": "sg-alb", "ipProtocol": "tcp", "fromPort": 80,
-                                              "toPort": 8080, "cidrIpv4": "0.0.0.0/0"},
-                       property_dependencies={"securityGroupId": [resources[0].urn]})
-    result = check_stack(PUBLIC_INGRESS, resources)
-    assert result.messages == [
-        "'alb-http' opens tcp/80-8080 on alb-sg to 0.0.0.0/0; the load balancer may only be public on tcp/80, 443."]
-
-
-def test_public_ports_come_from_config() -> None:
-    result = check_stack(PUBLIC_INGRESS, _compliant(), config={"publicPorts": [443]})
-    assert result.messages == [
-        "'alb-http' opens tcp/80 on alb-sg to 0.0.0.0/0; the load balancer may only be public on tcp/443."]
-
-
-def test_private_cidr_is_not_public() -> None:
-    resources = _compliant()
-    resources[1] = _app_group([{"protocol": "tcp", "fromPort": 9090, "toPort": 9090, "cidrBlocks": ["10.60.0.0/24"]}])
-    assert check_stack(PUBLIC_INGRESS, resources).violations == []
-
-
-def test_stack_exemption_drops_only_that_resource() -> None:
-    resources = copy.deepcopy(_compliant())
-    resources[1] = _app_group([{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}])
-    exempt = {"exemptions": [{"resource": "app-sg", "reason": "break-glass bastion during migration"}]}
-    assert check_stack(PUBLIC_INGRESS, resources, config=exempt).violations == []
+def test_flow_log_linked_by_dependency_decides_although_ids_are_unknown() -> None:
+    """A first preview: neither the VPC's id nor the log's vpcId is known, the dependency is."""
+    resources = _vpc_and_log(traffic="REJECT")
+    resources[0].props = {**resources[0].props, "id": UNKNOWN}
+    resources[1].props = {**resources[1].props, "vpcId": UNKNOWN}
+    result = check_stack(FLOW_LOGS, resources)
+    assert (result.messages, result.advisories) == (
+        ["VPC 'main-vpc' has flow logs, but none records ALL traffic (accepted and rejected)."], [])
