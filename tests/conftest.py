@@ -83,10 +83,17 @@ _MUTATION_CASE = "tests/test_mutations.py::test_mutation_is_caught["
 """The mutation cases are the one set spread test by test: each costs about half a second and needs only the
 session's production plan, so they fill the workers' idle time at the end of a run."""
 
-_MOTO_GROUP = "moto-server"
-_MOTO_MODULES = ("tests/verify/test_moto_account.py", "tests/verify/test_cli.py")
-"""Modules that use the session's moto server (tests/verify/conftest.py): kept on one worker so that only one
-worker pays the server's start and the first account (~4 s)."""
+_MOTO_GROUP = "moto"
+_MOTO_MODULES = (
+    "tests/components/test_app_hosts.py",
+    "tests/components/test_secret_rotation_lambda.py",
+    "tests/verify/test_cli.py",
+    "tests/verify/test_moto_account.py",
+)
+"""Modules that use moto: kept on one worker, in collection order. The two tests/verify modules share the session's
+moto server (tests/verify/conftest.py; only one worker pays its start and first account, ~4 s); the two component
+modules use moto in-process (``mock_aws()``), which fails once that server has started in the same process
+(``GetSecretValue`` finds no AWSCURRENT after a rotation), so they must run before it, as they do in a serial run."""
 
 
 def xdist_group_of(nodeid: str) -> str | None:

@@ -17,9 +17,13 @@ def test_modules_are_groups_and_mutation_cases_are_spread() -> None:
     assert xdist_group_of("tests/test_stack.py::test_production_exports_the_network") == "tests/test_stack.py"
     assert xdist_group_of("tests/components/test_cache.py::test_redis_engine_by_config") == \
         "tests/components/test_cache.py"
-    # The two modules on the session's moto server share one worker.
-    assert xdist_group_of("tests/verify/test_cli.py::test_json_report") == xdist_group_of(
-        "tests/verify/test_moto_account.py::test_compliant_account_passes_every_item[x]") == "moto-server"
+    # The modules using moto share one worker and run there in collection order: in-process moto before the server.
+    moto = ["tests/components/test_app_hosts.py::test_render_env_writes_the_service_environment",
+            "tests/components/test_secret_rotation_lambda.py::test_refuses_a_token_that_is_not_pending",
+            "tests/verify/test_cli.py::test_json_report",
+            "tests/verify/test_moto_account.py::test_compliant_account_passes_every_item"]
+    assert {xdist_group_of(nodeid) for nodeid in moto} == {"moto"}
+    assert moto == sorted(moto)
     assert xdist_group_of("tests/test_mutations.py::test_mutation_is_caught[app-debug-on]") is None
     assert xdist_group_of("tests/test_mutations.py::test_production_is_clean") == "tests/test_mutations.py"
 
