@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -75,6 +75,79 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.write_line(f"not caught: {', '.join(missed)}")
 
 
+# --------------------------------------------------------------------------------------
+# Parallel runs (pytest-xdist: `make test` runs `pytest -n auto --dist loadgroup`)
+# --------------------------------------------------------------------------------------
+
+_MUTATION_CASE = "tests/test_mutations.py::test_mutation_is_caught["
+"""The mutation cases are the one set spread test by test: each costs about half a second and needs only the
+session's production plan, so they fill the workers' idle time at the end of a run."""
+
+_MOTO_GROUP = "moto"
+_MOTO_MODULES = (
+    "tests/components/test_app_hosts.py",
+    "tests/components/test_secret_rotation_lambda.py",
+    "tests/verify/test_cli.py",
+    "tests/verify/test_moto_account.py",
+)
+"""Modules that use moto: kept on one worker, in collection order. The two tests/verify modules share the session's
+moto server (tests/verify/conftest.py; only one worker pays its start and first account, ~4 s); the two component
+modules use moto in-process (``mock_aws()``), which fails once that server has started in the same process
+(``GetSecretValue`` finds no AWSCURRENT after a rotation), so they must run before it, as they do in a serial run."""
+
+
+def xdist_group_of(nodeid: str) -> str | None:
+    """The xdist group a test runs in under ``--dist loadgroup``; None for a test scheduled on its own.
+
+    Every module is one group, so its module-scoped fixtures are built once and not once per worker.
+    """
+    if nodeid.startswith(_MUTATION_CASE):
+        return None
+    module = nodeid.split("::", 1)[0]
+    return _MOTO_GROUP if module in _MOTO_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``, schedule by :func:`xdist_group_of`.
+
+    pytest-xdist 3.8 groups ``xdist_group`` marks by appending ``@group`` to ``item._nodeid``, which pytest 9
+    no longer reads (node ids live in ``Node._id``), so its own loadgroup silently schedules test by test.
+    This scheduler is its LoadScope scheduling (whole groups to one worker, largest groups first) with the
+    groups computed here instead.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's share of the mutation tally to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is None:
+        return
+    workeroutput["sark_mutations"] = dict(session.config.stash.get(MUTATIONS, {}))
+    if MUTATION_SUITE_SIZE in session.config.stash:
+        workeroutput["sark_mutation_suite_size"] = session.config.stash[MUTATION_SUITE_SIZE]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """On the xdist controller: merge a finished worker's mutation tally (printed by the terminal summary)."""
+    output = getattr(node, "workeroutput", None) or {}
+    config = node.config
+    if output.get("sark_mutations"):
+        config.stash.setdefault(MUTATIONS, {}).update(output["sark_mutations"])
+    if "sark_mutation_suite_size" in output:
+        config.stash[MUTATION_SUITE_SIZE] = output["sark_mutation_suite_size"]
+
+
 @pytest.fixture(scope="session")
 def production_plan() -> PlanResult:
     """The production stack planned once per session (program under mocks plus the pack), shared by the
@@ -82,3 +155,4 @@ def production_plan() -> PlanResult:
     from sarkops.plan import run_plan
 
     return run_plan(Path(__file__).resolve().parents[1], "production")
+

@@ -472,6 +472,18 @@ def _shares(ids: list[str], count: int) -> list[list[str]]:
     return shares
 
 
+class _OutcomesOnDemand(dict[str, Outcome]):
+    """Outcomes evaluated on first lookup, against this process's production plan."""
+
+    def __init__(self, production: PlanResult) -> None:
+        super().__init__()
+        self.production = production
+
+    def __missing__(self, id_: str) -> Outcome:
+        self[id_] = run_mutations([id_], self.production)[id_]
+        return self[id_]
+
+
 @pytest.fixture(scope="session")
 def outcomes(request: pytest.FixtureRequest, production_plan: PlanResult) -> dict[str, Outcome]:
     """The outcome of every selected mutation.
@@ -480,6 +492,10 @@ def outcomes(request: pytest.FixtureRequest, production_plan: PlanResult) -> dic
     stack for each stack policy), so with more than one CPU the work is shared with worker
     processes; each plans the production stack once for its share.
     """
+    if hasattr(request.config, "workerinput"):
+        # Under pytest-xdist the cases are spread over its workers test by test (tests/conftest.py): each
+        # worker evaluates only the cases it is given, when they ask.
+        return _OutcomesOnDemand(production_plan)
     selected = [item.callspec.params["mutation"].id for item in request.session.items
                 if getattr(item, "originalname", "") == "test_mutation_is_caught"]
     cost = sum(_CONFIG_COST if BY_ID[i].overrides else 1 for i in selected)

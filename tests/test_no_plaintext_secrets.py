@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sarkops.harness import Recording, is_secret, plain
-from sarkops.plan import PlanResult, render_text, run_plan, to_json
+from sarkops.plan import PlanResult, render_text, to_json
 
-ROOT = Path(__file__).resolve().parent.parent
 GENERATORS = ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString")
 
 
 @pytest.fixture(scope="module")
-def plan() -> PlanResult:
-    return run_plan(ROOT, "production")
+def plan(production_plan: PlanResult) -> PlanResult:
+    """The session's production plan (tests/conftest.py), shared with the other suites that read it."""
+    return production_plan
 
 
 @pytest.fixture(scope="module")

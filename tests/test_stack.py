@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def production() -> PlanResult:
-    return run_plan(ROOT, "production")
+def production(production_plan: PlanResult) -> PlanResult:
+    """The session's production plan (tests/conftest.py), shared with the other suites that read it."""
+    return production_plan
 
 
 def test_production_plans_without_mandatory_violations(production: PlanResult) -> None:
