@@ -6,12 +6,12 @@ over those resources through the policy SDK's own analyzer code path, and prints
 
 Modules:
 
-- :mod:`sarkops.harness`: run a program under mocks and get a :class:`~sarkops.harness.Recording`
+- :mod:`sarkops.plan.runtime`: run a program under mocks and get a :class:`~sarkops.plan.runtime.Recording`
   (also used by the component tests).
-- :mod:`sarkops.mock_aws`: realistic, deterministic AWS resource outputs and invoke answers.
-- :mod:`sarkops.policy_runner`: load policy packs and evaluate them the way the engine does.
-- :mod:`sarkops.project`: read ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` into the config map.
-- :mod:`sarkops.plan`: the ``plan`` command (argument parsing, text and JSON reports).
+- :mod:`sarkops.plan.mock_aws`: realistic, deterministic AWS resource outputs and invoke answers.
+- :mod:`sarkops.plan.policy_runner`: load policy packs and evaluate them the way the engine does.
+- :mod:`sarkops.plan.project`: read ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` into the config map.
+- :mod:`sarkops.plan.cli`: the ``plan`` command (argument parsing, text and JSON reports).
 
 Every module imports its heavy dependencies (pulumi, pulumi_policy) lazily or at most once, so
 ``python -m sarkops --help`` stays instant and ``plan`` pays only for what it uses.

@@ -6,10 +6,10 @@ Component tests record what a component registers under the mocks::
         rec = record(lambda: Database("orders-db", DatabaseArgs(...)))
         db = rec.one("aws:rds/instance:Instance")
         assert db.inputs["storageEncrypted"] is True
-        assert is_secret(db.inputs["password"])          # from sarkops.harness
+        assert is_secret(db.inputs["password"])          # from sarkops.plan.runtime
 
 ``record`` runs the callable as project ``sark-infra``, stack ``test``, as a preview (like
-``sarkops plan``), with the realistic AWS mocks of :mod:`sarkops.mock_aws`. Config keys without
+``sarkops plan``), with the realistic AWS mocks of :mod:`sarkops.plan.mock_aws`. Config keys without
 a namespace belong to ``sark-infra``.
 """
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sarkops.harness import Recording, run_program
+from sarkops.plan.runtime import Recording, run_program
 
 if TYPE_CHECKING:
     from sarkops.plan import PlanResult

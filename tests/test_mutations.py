@@ -8,7 +8,7 @@ MANDATORY rule that must report it. A variant is built one of two ways:
   share); a variant deep-copies one recorded resource, changes one property in its inputs
   AND its outputs (resource rules read inputs, stack rules outputs), drops the property
   dependencies the change cuts, and re-evaluates the pack with
-  :func:`sarkops.policy_runner.evaluate`. Only the changed resource is sent to ``Analyze``
+  :func:`sarkops.plan.policy_runner.evaluate`. Only the changed resource is sent to ``Analyze``
   again (every other resource is unchanged, and the baseline test proves they pass);
   ``AnalyzeStack`` always sees the whole variant;
 - config mutations: ``sarkops.plan.run_plan`` with ``-c`` overrides, for settings the stack
@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 from pulumi_policy import EnforcementLevel
 
-from sarkops.harness import RecordedResource, Recording
 from sarkops.plan import PlanResult, run_plan
-from sarkops.policy_runner import PolicyReport, evaluate
+from sarkops.plan.policy_runner import PolicyReport, evaluate
+from sarkops.plan.runtime import RecordedResource, Recording
 from tests.conftest import MUTATION_SUITE_SIZE, MUTATIONS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from sarkops.harness import Recording, is_secret, plain
 from sarkops.plan import PlanResult, render_text, run_plan, to_json
+from sarkops.plan.runtime import Recording, is_secret, plain
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATORS = ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString")

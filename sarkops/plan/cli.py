@@ -1,7 +1,7 @@
 """``sarkops plan``: offline preview of a stack with the policy report.
 
 Reads the project and stack config, runs the program under the mocks
-(:mod:`sarkops.harness`), evaluates the policy packs (:mod:`sarkops.policy_runner`) and prints
+(:mod:`sarkops.plan.runtime`), evaluates the policy packs (:mod:`sarkops.plan.policy_runner`) and prints
 the resource tree and violations (or ``--json``). Exit status: 0 no mandatory violation,
 1 at least one, 2 a config, policy-pack or program error (one message on stderr).
 
@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 from sarkops.errors import ProgramError, SarkopsError
 
 if TYPE_CHECKING:  # imported lazily at run time: `--help` and config errors stay instant
-    from sarkops.harness import Recording
-    from sarkops.policy_runner import LoadedPack, PolicyReport, Violation
-    from sarkops.project import Project, StackConfig
+    from sarkops.plan.policy_runner import LoadedPack, PolicyReport, Violation
+    from sarkops.plan.project import Project, StackConfig
+    from sarkops.plan.runtime import Recording
 
 DEFAULT_STACK = "production"
 _MIN_SCRUB_LENGTH = 4  # shorter secrets ("1", "on") would blank out unrelated text
@@ -97,7 +97,7 @@ def run_plan(
     :param pack_config_files: ``--policy-pack-config`` files, paired with ``pack_dirs`` by position.
     """
     from sarkops.errors import PolicyPackError
-    from sarkops.project import load_project, parse_override, resolve_config
+    from sarkops.plan.project import load_project, parse_override, resolve_config
 
     parsed_overrides = [parse_override(text) for text in overrides]
     project = load_project(project_dir)
@@ -110,7 +110,7 @@ def run_plan(
         raise PolicyPackError(f"{len(pack_config_files)} --policy-pack-config file(s) for {len(pack_dirs)} policy "
                               "pack(s): each config file pairs with the --policy-pack at the same position")
 
-    from sarkops.policy_runner import check_pack_config, evaluate, load_pack, read_pack_config
+    from sarkops.plan.policy_runner import check_pack_config, evaluate, load_pack, read_pack_config
 
     # Load and check packs and their config first: a mistake there fails fast, before the
     # program runs, and the message names the config file.
@@ -119,7 +119,7 @@ def run_plan(
     for pack, pack_config, path in zip(packs, pack_configs, pack_config_files, strict=False):
         check_pack_config(pack, pack_config, source=str(path))
 
-    from sarkops.harness import run_program
+    from sarkops.plan.runtime import run_program
 
     try:
         recording = run_program(project.dir, project=project.name, stack=stack, config=config.values,
@@ -164,7 +164,7 @@ class _Scrubber:
 
 def _scrubber(result: PlanResult) -> _Scrubber:
     """Everything secret in this plan: recorded values, secret config, remediated values."""
-    from sarkops.harness import secret_strings
+    from sarkops.plan.runtime import secret_strings
 
     secrets = set(result.recording.secret_strings())
     secrets |= {result.config.values[k] for k in result.config.secret_keys if k in result.config.values}
@@ -211,7 +211,7 @@ def _ordered_violations(result: PlanResult) -> list[Violation]:
 
 def to_json(result: PlanResult) -> dict[str, Any]:
     """The ``--json`` document (secrets masked and scrubbed)."""
-    from sarkops.harness import masked
+    from sarkops.plan.runtime import masked
 
     rec, report = result.recording, result.report
     scrub = _scrubber(result)
@@ -294,7 +294,7 @@ def _one_line(text: str) -> str:
 
 def render_text(result: PlanResult) -> str:
     """The human report: resource tree, violations by level, not-applicable, outputs, summary."""
-    from sarkops.harness import masked
+    from sarkops.plan.runtime import masked
 
     rec, report = result.recording, result.report
     scrub = _scrubber(result)

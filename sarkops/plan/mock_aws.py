@@ -53,7 +53,7 @@ class UnansweredInvokeError(SarkopsError):
             shown = shown[:297] + "..."
         why = f" ({reason})" if reason else ""
         super().__init__(
-            f"no mock answer for invoke {token} (args {shown}){why}: add one to sarkops/mock_aws.py"
+            f"no mock answer for invoke {token} (args {shown}){why}: add one to sarkops/plan/mock_aws.py"
         )
 
 

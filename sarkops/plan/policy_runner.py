@@ -1,4 +1,4 @@
-"""Evaluate CrossGuard policy packs over a :class:`~sarkops.harness.Recording`, as the engine does.
+"""Evaluate CrossGuard policy packs over a :class:`~sarkops.plan.runtime.Recording`, as the engine does.
 
 A pack is loaded the way the policy analyzer loads it, from its directory, but without the
 gRPC server: ``PolicyPack`` is swapped for a stand-in that captures its arguments while the
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format, struct_pb2
 
 from sarkops.errors import PolicyPackError
-from sarkops.harness import STACK_TYPE, RecordedResource, Recording, _from_struct
+from sarkops.plan.runtime import STACK_TYPE, RecordedResource, Recording, _from_struct
 
 if TYPE_CHECKING:
     from pulumi_policy import Policy

@@ -1,6 +1,6 @@
 """Run a Pulumi program under Pulumi's mock runtime and record everything it registers.
 
-    from sarkops.harness import run_program
+    from sarkops.plan.runtime import run_program
 
     rec = run_program(lambda: Database("db", DatabaseArgs(...)), project="sark-infra", stack="test")
     db = rec.one("aws:rds/instance:Instance")
@@ -44,7 +44,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 
-from sarkops.mock_aws import DEFAULT_REGION, AwsMocks, UnansweredInvokeError
+from sarkops.plan.mock_aws import DEFAULT_REGION, AwsMocks, UnansweredInvokeError
 
 __all__ = [
     "STACK_TYPE",
@@ -477,7 +477,7 @@ class _LogCapture:
 
 def _main_file(project_dir: Path) -> Path:
     """The program file of a project dir: ``main`` from Pulumi.yaml, else ``__main__.py``."""
-    from sarkops.project import main_file
+    from sarkops.plan.project import main_file
 
     return main_file(project_dir)
 
@@ -532,7 +532,7 @@ def run_program(
         any config set before (a key without namespace is taken as ``<project>:<key>``).
     :param secret_keys: config keys that are secret (``require_secret`` then yields secrets).
     :param preview: run as ``pulumi preview`` (values the mocks do not return are unknown).
-    :param mocks: mocks to use instead of :class:`~sarkops.mock_aws.AwsMocks` for the region in
+    :param mocks: mocks to use instead of :class:`~sarkops.plan.mock_aws.AwsMocks` for the region in
         ``aws:region``.
     :raises UnansweredInvokeError: the program called a data source the mocks cannot answer
         (raised even if the program caught the original error).

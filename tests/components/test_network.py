@@ -11,7 +11,7 @@ import pytest
 from components.kms import StackKey, StackKeyArgs
 from components.network import INTERFACE_ENDPOINT_SERVICES, ExistingVpc, Network, NetworkArgs, subnet_cidrs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
-from sarkops.harness import Recording
+from sarkops.plan.runtime import Recording
 
 Record = Callable[..., Recording]
 

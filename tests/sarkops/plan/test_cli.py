@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from sarkops.harness import plain, run_program
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import plain, run_program
 from tests.conftest import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WEBAPP = "tests/fixtures/projects/webapp"
 INSECURE = "tests/fixtures/projects/insecure"
 FAILING = "tests/fixtures/projects/failing"
@@ -161,7 +161,7 @@ def test_run_error_shows_only_its_message() -> None:
 def test_unanswered_invoke_names_the_token(mode: str) -> None:
     line = assert_one_error_line(plan("--project", FAILING, "--stack", "test", "-c", f"mode={mode}"))
     assert line == ('error: no mock answer for invoke aws:ec2/getInstance:getInstance '
-                    '(args {"instanceId": "i-0123456789abcdef0"}): add one to sarkops/mock_aws.py')
+                    '(args {"instanceId": "i-0123456789abcdef0"}): add one to sarkops/plan/mock_aws.py')
 
 
 def test_program_output_goes_to_stderr() -> None:

@@ -17,7 +17,7 @@ from sarkops.errors import PolicyPackError
 from sarkops.plan import render_text, run_plan, to_json
 from tests.conftest import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACK = ROOT / "policies"
 INSECURE = FIXTURES / "projects" / "insecure"
 DB_URN = "urn:pulumi:test::insecure::pulumi:pulumi:Stack$aws:rds/instance:Instance::public-db"

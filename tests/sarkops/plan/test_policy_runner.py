@@ -11,9 +11,9 @@ import pulumi_policy
 import pytest
 
 from sarkops.errors import PolicyPackError
-from sarkops.harness import Recording, plain, run_program
-from sarkops.policy_runner import LoadedPack, PolicyReport, evaluate, load_pack
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.policy_runner import LoadedPack, PolicyReport, evaluate, load_pack
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import Recording, plain, run_program
 from tests.conftest import FIXTURES
 
 DEMO = FIXTURES / "packs" / "demo"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sarkops.errors import ConfigFileError
-from sarkops.project import load_project, parse_override, resolve_config
+from sarkops.plan.project import load_project, parse_override, resolve_config
 from tests.conftest import FIXTURES
 
 WEBAPP = FIXTURES / "projects" / "webapp"
