@@ -8,9 +8,11 @@ Component tests record what a component registers under the mocks::
         assert db.inputs["storageEncrypted"] is True
         assert is_secret(db.inputs["password"])          # from sarkops.plan.runtime
 
-``record`` runs the callable as project ``sark-infra``, stack ``test``, as a preview (like
-``sarkops plan``), with the realistic AWS mocks of :mod:`sarkops.plan.mock_aws`. Config keys without
-a namespace belong to ``sark-infra``.
+``record`` runs the callable as project ``sark-infra``, stack ``test``, as a preview with the
+realistic AWS mocks of :mod:`sarkops.plan.mock_aws` and the provider emulation (names filled in
+by Check). Outputs keep concrete mock values by default, so tests can assert on them;
+``record(..., first_preview=True)`` gives a first preview's unknowns instead, as
+``sarkops plan`` does by default. Config keys without a namespace belong to ``sark-infra``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def record_program(
     *,
     secret_keys: Sequence[str] = (),
     preview: bool = True,
+    first_preview: bool = False,
 ) -> Recording:
-    """Run ``program`` under the mocks as ``sark-infra``/``test`` and return the recording."""
+    """Run ``program`` under the mocks as ``sark-infra``/``test`` and return the recording.
+
+    :param first_preview: outputs the provider computes are unknown, as in a first ``pulumi preview``.
+    """
     return run_program(program, project=PROJECT, stack=STACK, config=config, secret_keys=secret_keys,
-                       preview=preview)
+                       preview=preview, first_preview=first_preview)
 
 
 @pytest.fixture
@@ -77,8 +83,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 @pytest.fixture(scope="session")
 def production_plan() -> PlanResult:
-    """The production stack planned once per session (program under mocks plus the pack), shared by the
-    suites that re-evaluate variants of it (tests/test_mutations.py, tests/policies/test_evaluators.py)."""
+    """The production stack planned once per session with known (mock) outputs, shared by the suites
+    that re-evaluate variants of it (tests/test_mutations.py, tests/policies/test_evaluators.py)."""
+    from sarkops.plan import run_plan
+
+    return run_plan(Path(__file__).resolve().parents[1], "production", known_outputs=True)
+
+
+@pytest.fixture(scope="session")
+def production_preview() -> PlanResult:
+    """The production stack planned once per session as ``sarkops plan`` does by default: a first
+    preview, with the outputs the provider computes unknown."""
     from sarkops.plan import run_plan
 
     return run_plan(Path(__file__).resolve().parents[1], "production")
