@@ -26,7 +26,7 @@ GENERATORS = ("random:index/randomPassword:RandomPassword", "random:index/random
 
 @pytest.fixture(scope="module")
 def plan() -> PlanResult:
-    return run_plan(ROOT, "production")
+    return run_plan(ROOT, "production", known_outputs=True)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def production() -> PlanResult:
-    return run_plan(ROOT, "production")
+    return run_plan(ROOT, "production", known_outputs=True)
 
 
 def test_production_plans_without_mandatory_violations(production: PlanResult) -> None:

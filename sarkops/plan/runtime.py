@@ -313,6 +313,19 @@ class RecordingMonitor(MockMonitor):
         self._lock = threading.Lock()
         self._thread_loops: list[asyncio.AbstractEventLoop] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives this resource (pulumi/pulumi ``sdk/go/common/resource/urn/urn.go``):
+        the parent's full qualified type, ``$``, the type, except that children of the root stack
+        carry no parent type. (``MockMonitor.make_urn`` keeps ``pulumi:pulumi:Stack$`` and only the
+        parent's last type, so its URNs would never match a real ``pulumi stack export``.)"""
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != STACK_TYPE:
+                qualified = f"{parent_type}${type_}"
+        prefix = self.stack_urn.split(f"::{STACK_TYPE}::", 1)[0]  # urn:pulumi:<stack>::<project>
+        return f"{prefix}::{qualified}::{name}"
+
     def _ensure_thread_loop(self) -> None:
         """Give this executor thread the event loop MockMonitor needs, and remember it.
 
@@ -449,7 +462,7 @@ class _ConstructionOrder:
     A legacy stack transformation runs synchronously inside every resource constructor, in
     program order, before any RPC; it returns None, so it changes nothing. Resources are
     matched to registrations by the part of the mock URN after ``project::``
-    (``<parent type>$<type>::<name>``).
+    (its parent's last type, ``$``, its type, ``::``, its name).
     """
 
     def __init__(self) -> None:
@@ -468,8 +481,11 @@ class _ConstructionOrder:
         queues = {key: list(indexes) for key, indexes in self.order.items()}
         keyed: list[tuple[int, int, RecordedResource]] = []
         for position, resource in enumerate(resources):
-            # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
-            queue = queues.get(resource.urn.split("::", 2)[-1])
+            # urn:pulumi:<stack>::<project>::[<parent types>$]<type>::<name>
+            parts = resource.urn.split("::")
+            types = parts[2].split("$")
+            parent_type = types[-2] if len(types) > 1 else STACK_TYPE
+            queue = queues.get(f"{parent_type}${types[-1]}::{'::'.join(parts[3:])}")
             index = queue.pop(0) if queue else self.count + position
             keyed.append((index, position, resource))
         return [resource for _, _, resource in sorted(keyed, key=lambda item: item[:2])]

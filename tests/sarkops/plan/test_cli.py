@@ -176,7 +176,7 @@ def test_unanswered_invoke_names_the_token(mode: str) -> None:
 def test_program_output_goes_to_stderr() -> None:
     result = plan("--project", FAILING, "--stack", "test", "-c", "mode=print", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["outputs"] == {"bucket": "logs-2c65464"}  # Check's auto-name
+    assert json.loads(result.stdout)["outputs"] == {"bucket": "logs-7d81665"}  # Check's auto-name
     assert "hello from the program" in result.stderr
 
 

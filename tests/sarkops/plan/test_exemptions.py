@@ -21,7 +21,7 @@ from tests.sarkops.plan.production import EXPECTED_STATUS, KNOWN_CHECK_FAILURES
 ROOT = Path(__file__).resolve().parents[3]
 PACK = ROOT / "policies"
 INSECURE = FIXTURES / "projects" / "insecure"
-DB_URN = "urn:pulumi:test::insecure::pulumi:pulumi:Stack$aws:rds/instance:Instance::public-db"
+DB_URN = "urn:pulumi:test::insecure::aws:rds/instance:Instance::public-db"
 REASON = "reporting replica reached over a peering link until the VPN lands (NET-77)"
 
 
