@@ -52,7 +52,9 @@ def _baseline(baseline: Mapping[str, Any]) -> list[str]:
 def render_summary(plan: Mapping[str, Any]) -> str:
     """Markdown for a ``sarkops plan --json`` document."""
     summary = plan.get("summary") or {}
-    verdict = "passed" if summary.get("passed") else "FAILED"
+    reasons = [words for key, words in (("checkFailures", "check failures"), ("stateErrors", "deployment errors"),
+                                        ("mandatory", "mandatory violations")) if summary.get(key)]
+    verdict = "passed" if summary.get("passed") else f"FAILED ({', '.join(reasons) or 'see plan.json'})"
     mode = plan.get("mode") or {}
     kind = "update against the recorded state" if mode.get("state") else \
         "first preview (computed outputs unknown)" if mode.get("firstPreview", True) else "known outputs"
