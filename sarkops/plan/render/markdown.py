@@ -59,10 +59,10 @@ def render_summary(plan: Mapping[str, Any]) -> str:
     kind = "update against the recorded state" if mode.get("state") else \
         "first preview (computed outputs unknown)" if mode.get("firstPreview", True) else "known outputs"
     lines = [f"### Offline plan: {plan.get('project')} / {plan.get('stack')} — {verdict}", "",
-             f"{summary.get('resources', len(plan.get('resources') or []))} resources ({kind}); "
-             f"{summary.get('checkFailures', 0)} check failures; {summary.get('mandatory', 0)} mandatory and "
-             f"{summary.get('advisory', 0)} advisory violations; {summary.get('remediated', 0)} remediated; "
-             f"{summary.get('notRun', 0)} policy results not run during the preview. Mock runtime: provider "
+             f"{summary.get('resources', len(plan.get('resources') or []))} resources; "
+             f"{summary.get('mandatory', 0)} mandatory and {summary.get('advisory', 0)} advisory violations; "
+             f"{summary.get('remediated', 0)} remediated. {summary.get('checkFailures', 0)} check failures; "
+             f"{summary.get('notRun', 0)} policy results not run during the preview ({kind}). Mock runtime: provider "
              "defaults and the live account are not known here — the `pulumi preview` job shows the real diff.", ""]
     if plan.get("baseline"):
         lines += _baseline(plan["baseline"])
