@@ -5,7 +5,11 @@ registers (``new_resource``) and for the result of every data-source call (``cal
 answers look like AWS's (``vpc-0a1b...`` ids, ARNs in each service's shape, RDS endpoints,
 load balancer DNS names) so programs that format, split or compare them behave as they would
 for real, and they are derived from a hash of the type and logical name, so two runs of the
-same program produce identical output.
+same program produce identical output. Names are not invented here: the provider's Check
+(:mod:`sarkops.plan.provider.names`) has already put them into the inputs, and the ARNs and
+endpoints below are built from them. In a first preview (the default of ``sarkops plan``)
+the computed values below are replaced by unknowns (:mod:`sarkops.plan.provider.unknowns`);
+they are what ``--known-outputs`` and the component tests see.
 
 Both tables are plain dicts keyed by type token; to support a new type or data source, add
 one function and one entry:
