@@ -392,3 +392,11 @@ def test_production_exit_status_and_known_outputs_reproduce_the_previous_results
     assert document["checkFailures"] == KNOWN_CHECK_FAILURES
     assert not any("[unknown]" in json.dumps(r.get("outputs", {})) for r in document["resources"]
                    if r["type"] != "aws:lb/targetGroup:TargetGroup")
+
+
+def test_findings_model_puts_deployment_errors_first(stateful: PlanResult) -> None:
+    from sarkops.plan.findings import findings
+
+    found = findings(stateful)
+    assert [(f.source, f.level, f.rule, f.urn.rsplit("::", 1)[-1]) for f in found] == [
+        ("state", "error", "replace", "orders-db"), ("state", "error", "delete", "scratch")]
