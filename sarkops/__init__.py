@@ -1,17 +1,15 @@
-"""Offline operations on the SARK Pulumi project: ``python -m sarkops plan``.
+"""Offline operations on the SARK Pulumi project: ``python -m sarkops plan`` and ``verify``.
 
 ``plan`` runs the Pulumi program under Pulumi's mock runtime (no CLI, no provider plugin, no
 AWS credentials), records every resource it registers, evaluates the CrossGuard policy packs
 over those resources through the policy SDK's own analyzer code path, and prints a report.
 
-Modules:
+Packages (see each package's docstring for its modules):
 
-- :mod:`sarkops.harness`: run a program under mocks and get a :class:`~sarkops.harness.Recording`
-  (also used by the component tests).
-- :mod:`sarkops.mock_aws`: realistic, deterministic AWS resource outputs and invoke answers.
-- :mod:`sarkops.policy_runner`: load policy packs and evaluate them the way the engine does.
-- :mod:`sarkops.project`: read ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml`` into the config map.
-- :mod:`sarkops.plan`: the ``plan`` command (argument parsing, text and JSON reports).
+- :mod:`sarkops.plan`: ``python -m sarkops plan``, the offline preview (project and config
+  loading, the mock runtime and recording, AWS provider emulation, policy evaluation, diff
+  against a prior state and a baseline, text/JSON/Markdown reports).
+- :mod:`sarkops.verify`: ``python -m sarkops verify``, checks of a deployed stack.
 
 Every module imports its heavy dependencies (pulumi, pulumi_policy) lazily or at most once, so
 ``python -m sarkops --help`` stays instant and ``plan`` pays only for what it uses.

@@ -1,9 +1,9 @@
 """``sarkops <command>`` (the console script) or ``python -m sarkops <command>``: dispatch to the subcommand modules.
 
-Each command lives in its own module ``sarkops/<command>.py`` exposing
+Each command lives in its own package ``sarkops/<command>/`` whose ``cli`` module exposes
 ``add_parser(subparsers)``, which registers its argparse sub-parser and sets
-``handler=<fn(args) -> int>``. Modules listed in :data:`COMMANDS` that do not exist yet (e.g.
-``verify``) are skipped, so adding a command means adding its module. Command modules must be
+``handler=<fn(args) -> int>``. Commands listed in :data:`COMMANDS` whose package does not exist
+are skipped, so adding a command means adding its package. Command modules must be
 cheap to import: heavy imports (pulumi, boto3, moto) belong inside the handler.
 
 The ``sarkops`` script is ``[project.scripts]`` in pyproject.toml; ``make venv`` installs the
@@ -79,7 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for command in COMMANDS if only is None else (only,):
         if importlib.util.find_spec(f"sarkops.{command}") is None:
             continue
-        module = importlib.import_module(f"sarkops.{command}")
+        module = importlib.import_module(f"sarkops.{command}.cli")
         add_parser = getattr(module, "add_parser", None)
         if add_parser is not None:
             add_parser(subparsers)

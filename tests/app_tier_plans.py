@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from sarkops.harness import Recording, run_program
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import Recording, run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 

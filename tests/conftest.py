@@ -6,11 +6,13 @@ Component tests record what a component registers under the mocks::
         rec = record(lambda: Database("orders-db", DatabaseArgs(...)))
         db = rec.one("aws:rds/instance:Instance")
         assert db.inputs["storageEncrypted"] is True
-        assert is_secret(db.inputs["password"])          # from sarkops.harness
+        assert is_secret(db.inputs["password"])          # from sarkops.plan.runtime
 
-``record`` runs the callable as project ``sark-infra``, stack ``test``, as a preview (like
-``sarkops plan``), with the realistic AWS mocks of :mod:`sarkops.mock_aws`. Config keys without
-a namespace belong to ``sark-infra``.
+``record`` runs the callable as project ``sark-infra``, stack ``test``, as a preview with the
+realistic AWS mocks of :mod:`sarkops.plan.mock_aws` and the provider emulation (names filled in
+by Check). Outputs keep concrete mock values by default, so tests can assert on them;
+``record(..., first_preview=True)`` gives a first preview's unknowns instead, as
+``sarkops plan`` does by default. Config keys without a namespace belong to ``sark-infra``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sarkops.harness import Recording, run_program
+from sarkops.plan.runtime import Recording, run_program
 
 if TYPE_CHECKING:
     from sarkops.plan import PlanResult
@@ -38,10 +40,14 @@ def record_program(
     *,
     secret_keys: Sequence[str] = (),
     preview: bool = True,
+    first_preview: bool = False,
 ) -> Recording:
-    """Run ``program`` under the mocks as ``sark-infra``/``test`` and return the recording."""
+    """Run ``program`` under the mocks as ``sark-infra``/``test`` and return the recording.
+
+    :param first_preview: outputs the provider computes are unknown, as in a first ``pulumi preview``.
+    """
     return run_program(program, project=PROJECT, stack=STACK, config=config, secret_keys=secret_keys,
-                       preview=preview)
+                       preview=preview, first_preview=first_preview)
 
 
 @pytest.fixture
@@ -150,8 +156,17 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
 
 @pytest.fixture(scope="session")
 def production_plan() -> PlanResult:
-    """The production stack planned once per session (program under mocks plus the pack), shared by the
-    suites that re-evaluate variants of it (tests/test_mutations.py, tests/policies/test_evaluators.py)."""
+    """The production stack planned once per session with known (mock) outputs, shared by the suites
+    that re-evaluate variants of it (tests/test_mutations.py, tests/policies/test_evaluators.py)."""
+    from sarkops.plan import run_plan
+
+    return run_plan(Path(__file__).resolve().parents[1], "production", known_outputs=True)
+
+
+@pytest.fixture(scope="session")
+def production_preview() -> PlanResult:
+    """The production stack planned once per session as ``sarkops plan`` does by default: a first
+    preview, with the outputs the provider computes unknown."""
     from sarkops.plan import run_plan
 
     return run_plan(Path(__file__).resolve().parents[1], "production")

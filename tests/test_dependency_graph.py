@@ -17,7 +17,7 @@ import json
 
 import yaml
 
-from sarkops.harness import Recording
+from sarkops.plan.runtime import Recording
 from tests.app_tier_plans import plan, upstream
 
 DATA_STORES = ("aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup")

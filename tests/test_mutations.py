@@ -8,7 +8,7 @@ MANDATORY rule that must report it. A variant is built one of two ways:
   share); a variant deep-copies one recorded resource, changes one property in its inputs
   AND its outputs (resource rules read inputs, stack rules outputs), drops the property
   dependencies the change cuts, and re-evaluates the pack with
-  :func:`sarkops.policy_runner.evaluate`. Only the changed resource is sent to ``Analyze``
+  :func:`sarkops.plan.policy_runner.evaluate`. Only the changed resource is sent to ``Analyze``
   again (every other resource is unchanged, and the baseline test proves they pass);
   ``AnalyzeStack`` always sees the whole variant;
 - config mutations: ``sarkops.plan.run_plan`` with ``-c`` overrides, for settings the stack
@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 
-from sarkops.harness import UNKNOWN, RecordedResource, Recording
 from sarkops.plan import PlanResult, run_plan
-from sarkops.policy_runner import PolicyReport, evaluate
+from sarkops.plan.policy_runner import PolicyReport, evaluate
+from sarkops.plan.runtime import UNKNOWN, RecordedResource, Recording
 from tests.conftest import MUTATION_SUITE_SIZE, MUTATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -435,7 +435,7 @@ def mutated(recording: Recording, mutation: Mutation) -> tuple[Recording, Record
 def report_for(mutation: Mutation, production: PlanResult) -> PolicyReport:
     """The policy report of the variant."""
     if mutation.overrides:
-        return run_plan(ROOT, "production", overrides=list(mutation.overrides)).report
+        return run_plan(ROOT, "production", overrides=list(mutation.overrides), known_outputs=True).report
     recording, changed = mutated(production.recording, mutation)
     assert changed.inputs != production.recording.get(changed.urn).inputs, "the mutation changed nothing"
     return evaluate(recording, production.packs, config=production.config.values, analyze_only={changed.urn})
@@ -447,7 +447,7 @@ def run_mutations(ids: list[str], production: PlanResult | None = None) -> dict[
     for id_ in ids:
         mutation = BY_ID[id_]
         if production is None and not mutation.overrides:
-            production = run_plan(ROOT, "production")
+            production = run_plan(ROOT, "production", known_outputs=True)
         report = report_for(mutation, production)  # type: ignore[arg-type]
         urn = next((r.urn for r in production.recording.resources if r.name == mutation.resource), "") \
             if production is not None else ""

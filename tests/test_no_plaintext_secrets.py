@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sarkops.harness import Recording, is_secret, plain
 from sarkops.plan import PlanResult, render_text, to_json
+from sarkops.plan.runtime import Recording, is_secret, plain
 
 GENERATORS = ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString")
 

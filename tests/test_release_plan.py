@@ -6,7 +6,7 @@ with previousAppVersion v0.1.0 at 10 % traffic. Recorded inputs are compared by 
 
 from __future__ import annotations
 
-from sarkops.harness import RecordedResource, Recording
+from sarkops.plan.runtime import RecordedResource, Recording
 from tests.app_tier_plans import descendants, plan
 
 RUNNING = ()

@@ -15,8 +15,8 @@ import pytest
 
 from components._names import AUTO_SUFFIX_LENGTH, NAME_LIMITS, bounded_name
 from components.load_balancer import load_balancer_name, log_bucket_prefix, target_group_name
-from sarkops.harness import Recording, is_unknown, plain, run_program
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import Recording, is_unknown, plain, run_program
 from tests.app_tier_plans import ROOT
 
 LONG_STACK = "production-eu-west-1"

@@ -242,8 +242,8 @@ def test_a_preview_warns_and_an_update_refuses_with_every_placeholder_listed(mon
 
 
 def test_the_program_refuses_a_real_update_before_creating_anything() -> None:
-    from sarkops.harness import run_program
-    from sarkops.project import load_project, resolve_config
+    from sarkops.plan.project import load_project, resolve_config
+    from sarkops.plan.runtime import run_program
 
     project = load_project(ROOT)
     config = resolve_config(project, "production", [])

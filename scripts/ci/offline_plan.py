@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The offline plan in CI: ``python -m sarkops plan --json`` into ``plan.json``, plus a Markdown summary.
 
-Runs the plan (mock runtime + the policy pack; no cloud access) for a stack, keeps its JSON as
-the file the workflow uploads, and appends a short report (resource count, violations by
-enforcement level, the first lines of every violation) to ``$GITHUB_STEP_SUMMARY`` (stdout
-outside GitHub Actions). Exits with the plan's own status: 0 no mandatory violation, 1 some,
-2 the plan could not run. Arguments after ``--`` go to ``sarkops plan`` unchanged.
+Runs the plan (mock runtime + provider emulation + the policy pack; no cloud access) for a
+stack, keeps its JSON as the file the workflow uploads, and appends the summary
+(:mod:`sarkops.plan.render.markdown`: verdict, what changes against ``--baseline``, check
+failures, deployment errors, violations, the policies that could not run) to
+``$GITHUB_STEP_SUMMARY`` (stdout outside GitHub Actions). ``--baseline FILE`` (e.g. the base
+branch's plan.json) is passed to the plan; ``--state FILE`` too. Exits with the plan's own
+status: 0 passed, 1 mandatory violations, check failures or deployment errors, 2 the plan
+could not run. Arguments after ``--`` go to ``sarkops plan`` unchanged.
 """
 
 from __future__ import annotations
@@ -19,37 +22,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-MAX_ROWS = 50
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: sarkops lives at the repository root
+    sys.path.insert(0, str(ROOT))
 
+from sarkops.plan.render.markdown import MAX_ROWS  # noqa: E402
+from sarkops.plan.render.markdown import render_summary as _render_summary  # noqa: E402
 
-def _cell(text: str) -> str:
-    """Text safe inside one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+__all__ = ["MAX_ROWS", "main", "render_summary"]
 
 
 def render_summary(plan: Mapping[str, Any]) -> str:
     """Markdown for a ``sarkops plan --json`` document."""
-    summary = plan.get("summary") or {}
-    violations: list[Mapping[str, Any]] = list(plan.get("violations") or [])
-    verdict = "passed" if summary.get("passed") else "FAILED (mandatory violations)"
-    lines = [f"### Offline plan: {plan.get('project')} / {plan.get('stack')} — {verdict}", "",
-             f"{summary.get('resources', len(plan.get('resources') or []))} resources; "
-             f"{summary.get('mandatory', 0)} mandatory and {summary.get('advisory', 0)} advisory violations; "
-             f"{summary.get('remediated', 0)} remediated. Mock runtime: provider defaults and live state are not "
-             "known here — the `pulumi preview` job shows the real diff.", ""]
-    if violations:
-        order = {"mandatory": 0, "advisory": 1}
-        ranked = sorted(violations, key=lambda v: (order.get(str(v.get("enforcementLevel")), 2), v.get("policy", "")))
-        lines += ["| level | policy | resource | message |", "|---|---|---|---|"]
-        for violation in ranked[:MAX_ROWS]:
-            resource = str(violation.get("urn") or "").rsplit("::", 1)[-1] or "(stack)"
-            lines.append(f"| {_cell(violation.get('enforcementLevel', ''))} | {_cell(violation.get('policy', ''))} "
-                         f"| {_cell(resource)} | {_cell(violation.get('message', ''))} |")
-        if len(ranked) > MAX_ROWS:
-            lines.append(f"\n… and {len(ranked) - MAX_ROWS} more in plan.json.")
-    for warning in plan.get("warnings") or []:
-        lines.append(f"> warning: {_cell(warning)}")
-    return "\n".join(lines) + "\n"
+    return _render_summary(plan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,10 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default="production")
     parser.add_argument("--out", type=Path, default=Path("plan.json"), help="where the plan JSON goes")
     parser.add_argument("--python", default=sys.executable, help="interpreter with sarkops installed")
+    parser.add_argument("--baseline", type=Path, help="an earlier plan.json (e.g. the base branch's) to compare with")
+    parser.add_argument("--state", type=Path, help="`pulumi stack export` of the stack, for an update preview")
     parser.add_argument("extra", nargs="*", help="after --: more arguments for `sarkops plan`")
     args = parser.parse_args(argv)
 
-    command = [args.python, "-m", "sarkops", "plan", "--stack", args.stack, "--json", *args.extra]
+    command = [args.python, "-m", "sarkops", "plan", "--stack", args.stack, "--json"]
+    if args.baseline is not None:
+        command += ["--baseline", str(args.baseline)]
+    if args.state is not None:
+        command += ["--state", str(args.state)]
+    command += args.extra
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
     with args.out.open("w", encoding="utf-8") as handle:
         status = subprocess.run(command, stdout=handle, check=False).returncode

@@ -42,8 +42,8 @@ from components.app_hosts import (
     DataEndpoints,
     render_unit,
 )
-from sarkops.harness import RecordedResource, Recording, plain
-from sarkops.policy_runner import evaluate, load_pack
+from sarkops.plan.policy_runner import evaluate, load_pack
+from sarkops.plan.runtime import RecordedResource, Recording, plain
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

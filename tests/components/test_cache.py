@@ -11,8 +11,8 @@ import pulumi_random as random
 import pytest
 
 from components.cache import Cache, CacheArgs, parameter_group_family
-from sarkops.harness import Recording, is_secret, plain
-from sarkops.policy_runner import evaluate, load_pack
+from sarkops.plan.policy_runner import evaluate, load_pack
+from sarkops.plan.runtime import Recording, is_secret, plain
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

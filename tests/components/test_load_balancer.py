@@ -18,8 +18,8 @@ from components.load_balancer import (
     LoadBalancerArgs,
     release_rule_priority,
 )
-from sarkops.harness import RecordedResource, Recording
-from sarkops.policy_runner import evaluate, load_pack
+from sarkops.plan.policy_runner import evaluate, load_pack
+from sarkops.plan.runtime import RecordedResource, Recording
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

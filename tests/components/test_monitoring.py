@@ -24,7 +24,7 @@ from components.monitoring import (
     agent_parameter_name,
     cache_member_cluster_ids,
 )
-from sarkops.harness import RecordedResource, Recording, is_secret, plain
+from sarkops.plan.runtime import RecordedResource, Recording, is_secret, plain
 
 Record = Callable[..., Recording]
 

@@ -19,7 +19,7 @@ from components.network import (
     subnet_cidrs,
 )
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
-from sarkops.harness import Recording
+from sarkops.plan.runtime import Recording
 
 Record = Callable[..., Recording]
 

@@ -19,7 +19,7 @@ import pytest
 
 from components.load_balancer import TRAFFIC_RULE_PRIORITY
 from components.release import GATE_SCRIPT, Release, ReleaseArgs, snapshot_identifier, traffic_weights
-from sarkops.harness import Recording
+from sarkops.plan.runtime import Recording
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from components.secrets import (
     StackSecretsArgs,
 )
 from components.timescale import PASSWORD_TOOL
-from sarkops.harness import Recording, is_secret, plain
-from sarkops.policy_runner import evaluate, load_pack
+from sarkops.plan.policy_runner import evaluate, load_pack
+from sarkops.plan.runtime import Recording, is_secret, plain
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

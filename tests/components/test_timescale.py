@@ -32,8 +32,8 @@ from components.timescale import (
     TimescaleHost,
     TimescaleHostArgs,
 )
-from sarkops.harness import Recording, contains_secret
-from sarkops.policy_runner import evaluate, load_pack
+from sarkops.plan.policy_runner import evaluate, load_pack
+from sarkops.plan.runtime import Recording, contains_secret
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]

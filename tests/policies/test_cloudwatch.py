@@ -19,7 +19,7 @@ from pulumi_policy import EnforcementLevel, Severity
 
 from components.monitoring import Monitoring, MonitoringArgs, cache_member_cluster_ids
 from sark_policies import cloudwatch
-from sarkops.harness import plain
+from sarkops.plan.runtime import plain
 from tests.conftest import record_program
 from tests.policies.helpers import UNKNOWN, Res, by_name, check_resource, check_stack, urn
 

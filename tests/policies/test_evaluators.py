@@ -3,7 +3,7 @@
 The same insecure variant of the production stack is judged twice:
 
 1. as the policy server judges it: the pack loaded from ``policies/__main__.py`` the way the
-   analyzer loads it (``sarkops.policy_runner.load_pack``, with ``PolicyPack`` construction
+   analyzer loads it (``sarkops.plan.policy_runner.load_pack``, with ``PolicyPack`` construction
    captured), evaluated through the SDK's analyzer servicer (``Analyze`` per resource,
    ``AnalyzeStack`` once);
 2. without the server: each rule's plain function (``sark_policies._base.RULES``) called
@@ -38,9 +38,9 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from sark_policies import POLICIES
 from sark_policies._base import RESOURCE_TYPES, RULES
-from sarkops.harness import STACK_TYPE, UNKNOWN, RecordedResource, Recording
 from sarkops.plan import PlanResult
-from sarkops.policy_runner import LoadedPack, evaluate, load_pack
+from sarkops.plan.policy_runner import LoadedPack, evaluate, load_pack
+from sarkops.plan.runtime import STACK_TYPE, UNKNOWN, RecordedResource, Recording
 
 ROOT = Path(__file__).resolve().parents[2]
 P = "sark-production"

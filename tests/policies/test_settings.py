@@ -4,7 +4,7 @@ The engine always sends every policy's schema defaults (pulumi/pulumi
 ``pkg/resource/analyzer/config.go``, ``ReconcilePolicyPackConfig``), but a rule must not depend
 on that: ``sark_policies._base`` merges the defaults under whatever config arrives, and every rule
 reads its settings through ``settings(args)``. Here every policy is configured through
-``Configure`` with empty properties (``sarkops.policy_runner.effective_config`` replaced for
+``Configure`` with empty properties (``sarkops.plan.policy_runner.effective_config`` replaced for
 the test, nothing else), and the reports must equal the ones with the defaults: on the
 production stack, and on an insecure variant where the thresholds matter.
 """
@@ -19,10 +19,9 @@ from pulumi_policy import Policy, ResourceValidationArgs
 
 from sark_policies import POLICIES
 from sark_policies._base import Settings, _merged, settings
-from sarkops import policy_runner
-from sarkops.harness import Recording
-from sarkops.plan import PlanResult
-from sarkops.policy_runner import PolicyInfo, evaluate
+from sarkops.plan import PlanResult, policy_runner
+from sarkops.plan.policy_runner import PolicyInfo, evaluate
+from sarkops.plan.runtime import Recording
 from tests.policies.test_evaluators import insecure
 
 Finding = tuple[str, str, str, str]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sarkops.verify_core import HttpProbeError, HttpResponse
+from sarkops.verify.core import HttpProbeError, HttpResponse
 
 REGION = "us-east-1"
 _counter = itertools.count(1)

@@ -62,7 +62,7 @@ def client_cache() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def verify_clients(aws_session: Any, moto_endpoint: str) -> Any:
     """The clients verify uses, shared by the in-process verify runs for the same reason."""
-    from sarkops.verify import AwsSettings, Clients
+    from sarkops.verify.cli import AwsSettings, Clients
 
     return Clients(aws_session, AwsSettings(endpoint_url=moto_endpoint), REGION)
 

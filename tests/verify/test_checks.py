@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from sarkops.verify import run_item
-from sarkops.verify_core import (
+from sarkops.verify.cli import run_item
+from sarkops.verify.core import (
     FAIL,
     PASS,
     SKIP,
@@ -28,7 +28,7 @@ from sarkops.verify_core import (
     kms_key_id_from_arn,
     parse_outputs,
 )
-from sarkops.verify_items import (
+from sarkops.verify.items import (
     ITEMS,
     _hsts_max_age,
     _rotation_problem,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sarkops.__main__ import main
-from sarkops.verify_items import ITEM_IDS
+from sarkops.verify.items import ITEM_IDS
 from tests.verify.account import Account
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from sarkops.verify import AwsSettings, verify
-from sarkops.verify_core import FAIL, PASS, SKIP, parse_outputs
-from sarkops.verify_items import ITEM_IDS, ITEMS
+from sarkops.verify.cli import AwsSettings, verify
+from sarkops.verify.core import FAIL, PASS, SKIP, parse_outputs
+from sarkops.verify.items import ITEM_IDS, ITEMS
 from tests.verify.account import Account, FakeSite
 
 EMPTY_ACCOUNT = "210987654321"

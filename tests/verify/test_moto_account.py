@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from sarkops.verify import AwsSettings, Report, verify
-from sarkops.verify_core import FAIL, PASS, HttpProbeError, HttpResponse, parse_outputs
-from sarkops.verify_items import ITEM_IDS
+from sarkops.verify.cli import AwsSettings, Report, verify
+from sarkops.verify.core import FAIL, PASS, HttpProbeError, HttpResponse, parse_outputs
+from sarkops.verify.items import ITEM_IDS
 from tests.verify.account import GOOD_HEADERS, REGION, Account, FakeSite, Shared
 
 

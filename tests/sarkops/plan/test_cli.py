@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from sarkops.harness import plain, run_program
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import plain, run_program
 from tests.conftest import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WEBAPP = "tests/fixtures/projects/webapp"
 INSECURE = "tests/fixtures/projects/insecure"
 FAILING = "tests/fixtures/projects/failing"
@@ -27,7 +27,10 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def plan_webapp(*args: str) -> subprocess.CompletedProcess[str]:
-    return plan("--project", WEBAPP, "--stack", "test", "--policy-pack", DEMO, *args)
+    """The webapp fixture with every output known (--known-outputs: the plan as it was before
+    first-preview semantics, which these report-shape tests pin down); tests/sarkops/plan/test_preview.py
+    covers the default first preview."""
+    return plan("--project", WEBAPP, "--stack", "test", "--policy-pack", DEMO, "--known-outputs", *args)
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], status: int = 2) -> str:
@@ -66,13 +69,19 @@ def secrets() -> set[str]:
 # --- JSON ---------------------------------------------------------------------------------
 
 def test_json_shape(webapp_json: dict[str, Any]) -> None:
-    assert list(webapp_json)[:6] == ["project", "stack", "resources", "outputs", "violations", "notApplicable"]
+    assert list(webapp_json)[:10] == ["project", "stack", "mode", "resources", "outputs", "checkFailures",
+                                      "stateErrors", "violations", "notRun", "notApplicable"]
     assert (webapp_json["project"], webapp_json["stack"]) == ("webapp", "test")
+    assert webapp_json["mode"] == {"firstPreview": False, "state": None}
     for resource in webapp_json["resources"]:
-        assert list(resource) == ["urn", "type", "name", "parent", "dependencies", "protect", "inputs"]
+        custom = resource["type"] != "fixture:app:WebApp"
+        assert list(resource) == ["urn", "type", "name", "parent", "dependencies", "protect", "inputs", "op",
+                                  *(["outputs"] if custom else [])]
+        assert resource["op"] == "create"
     for violation in webapp_json["violations"]:
         assert list(violation) == ["pack", "policy", "enforcementLevel", "severity", "urn", "message"]
     assert webapp_json["summary"] == {"mandatory": 0, "advisory": 2, "remediated": 1, "notApplicable": 0,
+                                      "notRun": 1, "checkFailures": 0, "stateErrors": 0, "changes": {"create": 12},
                                       "resources": 13, "passed": True}
 
 
@@ -133,8 +142,8 @@ def test_text_report(webapp_text: subprocess.CompletedProcess[str]) -> None:
     assert ("  demo-rds-password-length [medium] on aws:rds/instance:Instance app-db: master password '[secret]' "
             "is shorter than 32 characters.\n") in out
     assert "  demo-bucket-managed-by-tag [low] on aws:s3/bucket:Bucket app-assets: remediated: tags\n" in out
-    assert out.rstrip().endswith("Summary: 0 mandatory, 2 advisory, 1 remediated, 0 not applicable; "
-                                 "13 resources; passed")
+    assert out.rstrip().endswith("Summary: 0 mandatory, 2 advisory, 1 remediated, 0 not applicable, 1 not run; "
+                                 "0 check failures; 13 resources; passed")
 
 
 # --- exit status --------------------------------------------------------------------------
@@ -161,13 +170,13 @@ def test_run_error_shows_only_its_message() -> None:
 def test_unanswered_invoke_names_the_token(mode: str) -> None:
     line = assert_one_error_line(plan("--project", FAILING, "--stack", "test", "-c", f"mode={mode}"))
     assert line == ('error: no mock answer for invoke aws:ec2/getInstance:getInstance '
-                    '(args {"instanceId": "i-0123456789abcdef0"}): add one to sarkops/mock_aws.py')
+                    '(args {"instanceId": "i-0123456789abcdef0"}): add one to sarkops/plan/mock_aws.py')
 
 
 def test_program_output_goes_to_stderr() -> None:
     result = plan("--project", FAILING, "--stack", "test", "-c", "mode=print", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["outputs"] == {"bucket": "logs-742b5f7"}
+    assert json.loads(result.stdout)["outputs"] == {"bucket": "logs-7d81665"}  # Check's auto-name
     assert "hello from the program" in result.stderr
 
 
@@ -201,7 +210,7 @@ def test_bad_policy_config_value(tmp_path: Path) -> None:
     config.write_text(json.dumps({"demo-rds-hardening": {"minBackupDays": 90}}))
     line = assert_one_error_line(plan_webapp("--policy-pack-config", str(config)))
     assert line == (f"error: {config}: policy pack 'demo-policies', policy 'demo-rds-hardening': invalid config: "
-                    "minBackupDays = 90 is not allowed: must be at most 35")
+                    "key 'minBackupDays': 90 is greater than the maximum of 35")
 
 
 # --- config reaching the program and the policies ------------------------------------------

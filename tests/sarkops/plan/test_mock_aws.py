@@ -11,8 +11,8 @@ import pulumi_aws as aws
 import pulumi_random as random
 import pytest
 
-from sarkops.harness import Recording, is_secret, plain, run_program
-from sarkops.mock_aws import ACCOUNT_ID, AwsMocks, UnansweredInvokeError, render_policy_document
+from sarkops.plan.mock_aws import ACCOUNT_ID, AwsMocks, UnansweredInvokeError, render_policy_document
+from sarkops.plan.runtime import Recording, is_secret, plain, run_program
 
 ARN = re.compile(r"^arn:aws:[a-z0-9-]+:([a-z0-9-]*):(\d{12})?:.+$")
 
@@ -199,7 +199,7 @@ def test_unknown_invoke_names_token_and_args() -> None:
         mocks.call(pulumi.runtime.MockCallArgs(token="aws:rds/getEngineVersion:getEngineVersion",
                                                args={"engine": "postgres"}, provider=""))
     assert str(info.value) == ('no mock answer for invoke aws:rds/getEngineVersion:getEngineVersion '
-                               '(args {"engine": "postgres"}): add one to sarkops/mock_aws.py')
+                               '(args {"engine": "postgres"}): add one to sarkops/plan/mock_aws.py')
     assert mocks.unanswered == [info.value]
 
 

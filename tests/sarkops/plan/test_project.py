@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sarkops.errors import ConfigFileError
-from sarkops.project import load_project, parse_override, resolve_config
+from sarkops.plan.project import load_project, parse_override, resolve_config
 from tests.conftest import FIXTURES
 
 WEBAPP = FIXTURES / "projects" / "webapp"
@@ -79,7 +79,8 @@ def test_missing_required_value(tmp_path: Path) -> None:
 def test_short_form_defaults_and_nested_secure_values(tmp_path: Path) -> None:
     project = write_project(
         tmp_path,
-        "name: p\nruntime: python\nmain: app/\nconfig:\n  size: 3\n  aws:region: eu-north-1\n",
+        "name: p\nruntime: python\nmain: app/\nconfig:\n  size: 3\n  aws:region: eu-north-1\n"
+        "  db:\n    description: connection settings\n",
         "config:\n  p:db:\n    user: app\n    password:\n      secure: v1:abc\n",
     )
     (tmp_path / "app").mkdir()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pulumi_aws as aws
 
-from sarkops.harness import Recording
-from sarkops.policy_runner import LoadedPack, evaluate, load_pack
+from sarkops.plan.policy_runner import LoadedPack, evaluate, load_pack
+from sarkops.plan.runtime import Recording
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _insecure() -> None:

@@ -1,9 +1,9 @@
 """The checks of ``sarkops verify``: one small function per checklist item.
 
-Each check takes a :class:`~sarkops.verify_core.Context` and returns an
-:class:`~sarkops.verify_core.Outcome`. A check that needs an output the stack does not export
-raises :class:`~sarkops.verify_core.MissingOutput` (the item is skipped); AWS errors are
-turned into FAIL lines by the runner in :mod:`sarkops.verify`. Every FAIL carries a ``fix``:
+Each check takes a :class:`~sarkops.verify.core.Context` and returns an
+:class:`~sarkops.verify.core.Outcome`. A check that needs an output the stack does not export
+raises :class:`~sarkops.verify.core.MissingOutput` (the item is skipped); AWS errors are
+turned into FAIL lines by the runner in :mod:`sarkops.verify.cli`. Every FAIL carries a ``fix``:
 what the operator should do, usually "run ``pulumi up``" for drift from the program, or the
 config key to change.
 
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sarkops.verify_core import (
+from sarkops.verify.core import (
     Context,
     HttpResponse,
     MissingOutput,

@@ -1,4 +1,4 @@
-"""Evaluate CrossGuard policy packs over a :class:`~sarkops.harness.Recording`, as the engine does.
+"""Evaluate CrossGuard policy packs over a :class:`~sarkops.plan.runtime.Recording`, as the engine does.
 
 A pack is loaded the way the policy analyzer loads it, from its directory, but without the
 gRPC server: ``PolicyPack`` is swapped for a stand-in that captures its arguments while the
@@ -8,9 +8,8 @@ Evaluation drives the policy SDK's own analyzer servicer (``_PolicyAnalyzerServi
 code behind ``pulumi preview --policy-pack``; private API, so pulumi-policy is pinned) with
 the requests the engine would send:
 
-1. ``GetAnalyzerInfo``, then ``Configure`` with each policy's effective config: schema
-   defaults, then the pack's ``initial_config``, then the ``--policy-pack-config`` file
-   (``"all"`` sets every level), validated against the policy's config schema;
+1. ``GetAnalyzerInfo``, then ``Configure`` with each policy's effective config
+   (:mod:`sarkops.plan.pack_config`: defaults, initial config, file; JSON Schema validation);
 2. ``Remediate`` for every custom resource; returned properties replace the inputs for what
    follows (and for the next pack);
 3. ``Analyze`` for every custom resource, on its (remediated) inputs;
@@ -49,7 +48,8 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format, struct_pb2
 
 from sarkops.errors import PolicyPackError
-from sarkops.harness import STACK_TYPE, RecordedResource, Recording, _from_struct
+from sarkops.plan.pack_config import LEVELS, effective_config
+from sarkops.plan.runtime import STACK_TYPE, RecordedResource, Recording, _from_struct
 
 if TYPE_CHECKING:
     from pulumi_policy import Policy
@@ -59,6 +59,7 @@ __all__ = [
     "Exemption",
     "LoadedPack",
     "NotApplicable",
+    "NotRun",
     "PolicyInfo",
     "PolicyReport",
     "Remediation",
@@ -71,8 +72,6 @@ __all__ = [
     "read_pack_config",
 ]
 
-LEVELS = ("advisory", "mandatory", "remediate", "disabled")
-"""Enforcement levels, as written in config files and reports."""
 
 # The SDK reports these for every resource a remediation-only (or validation-only) policy
 # skips; they carry no information, and a 200-resource stack would print hundreds of them.
@@ -112,6 +111,26 @@ class NotApplicable:
     reason: str
     exemption: bool = False
     """True if a configured exemption (see :class:`Exemption`) made the policy not applicable."""
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A policy that could not decide during the preview, so it was not applied.
+
+    The policy SDK reports it as an advisory diagnostic worded ``can't run policy '<name>' from
+    policy pack '<pack>@v<version>' during preview: <why>`` (``_PolicyAnalyzerServicer`` in
+    pulumi/pulumi-policy ``sdk/python/lib/pulumi_policy/policy.py``), which is what the CLI
+    prints; this record keeps the policy, the resource and the why for the summary.
+    """
+
+    pack: str
+    policy: str
+    urn: str
+    """The resource (``""`` for a stack policy)."""
+    reason: str
+    """The SDK's explanation, e.g. ``string value at .cidrIpv4 can't be known during preview``."""
+    kind: str = "policy"
+    """``policy`` or ``remediation``."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +205,8 @@ class PolicyReport:
     """Pack set-ups that behave differently from what they seem to say."""
     exemptions: list[Exemption] = field(default_factory=list)
     """Every ``exemptions`` entry of the effective configs, pack by pack, in config order."""
+    not_run: list[NotRun] = field(default_factory=list)
+    """Policies that could not run during the preview (unknown values), one per policy and resource."""
 
     def at_level(self, level: str) -> list[Violation]:
         """Violations of one enforcement level."""
@@ -321,152 +342,6 @@ def read_pack_config(path: Path | str) -> dict[str, Any]:
 # Config: defaults, initial config, file; validation
 # --------------------------------------------------------------------------------------
 
-def _type_matches(expected: str, value: Any) -> bool:
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    checks = {
-        "integer": is_number and float(value).is_integer(), "number": is_number,
-        "string": isinstance(value, str), "boolean": isinstance(value, bool), "null": value is None,
-        "array": isinstance(value, list), "object": isinstance(value, dict),
-    }
-    return checks.get(expected, True)
-
-
-def _bound(schema: Mapping[str, Any], keyword: str) -> float | None:
-    value = schema.get(keyword)
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _number_errors(schema: Mapping[str, Any], value: float) -> list[str]:
-    tests = (("minimum", float.__lt__, "at least"), ("maximum", float.__gt__, "at most"),
-             ("exclusiveMinimum", float.__le__, "more than"), ("exclusiveMaximum", float.__ge__, "less than"))
-    return [f"must be {words} {_number(bound)}" for keyword, fails, words in tests
-            if (bound := _bound(schema, keyword)) is not None and fails(float(value), float(bound))]
-
-
-def _length_errors(schema: Mapping[str, Any], length: int, unit: str, prefix: str) -> list[str]:
-    errors = []
-    if (low := _bound(schema, f"min{prefix}")) is not None and length < low:
-        errors.append(f"must have at least {_number(low)} {unit}")
-    if (high := _bound(schema, f"max{prefix}")) is not None and length > high:
-        errors.append(f"must have at most {_number(high)} {unit}")
-    return errors
-
-
-def _schema_errors(schema: Mapping[str, Any], value: Any, path: str) -> list[str]:
-    """Violations of the JSON-schema keywords policy config schemas use (a deliberate subset:
-    type, enum, const, bounds, lengths, pattern, items, properties, required,
-    additionalProperties), each as ``<path> = <value> is not allowed: <what is>``."""
-    expected = schema.get("type")
-    types = expected if isinstance(expected, list) else [expected] if expected is not None else []
-    if types and not any(_type_matches(str(t), value) for t in types):
-        return [f"{path} = {value!r} is not allowed: must be of type {' or '.join(map(str, types))}"]
-    problems: list[str] = []
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"must be one of {schema['enum']!r}")
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"must be {schema['const']!r}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        problems.extend(_number_errors(schema, value))
-    if isinstance(value, str):
-        problems.extend(_length_errors(schema, len(value), "characters", "Length"))
-        if isinstance(schema.get("pattern"), str) and not re.search(schema["pattern"], value):
-            problems.append(f"must match {schema['pattern']!r}")
-    if isinstance(value, list):
-        problems.extend(_length_errors(schema, len(value), "items", "Items"))
-    errors = [f"{path} = {value!r} is not allowed: {problem}" for problem in problems]
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for index, item in enumerate(value):
-            errors.extend(_schema_errors(schema["items"], item, f"{path}[{index}]"))
-    if isinstance(value, dict):
-        errors.extend(_object_errors(schema, value, path))
-    return errors
-
-
-def _object_errors(schema: Mapping[str, Any], value: Mapping[str, Any], path: str) -> list[str]:
-    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
-    prefix = f"{path}." if path else ""
-    errors = [f"{prefix}{key} is required but missing" for key in schema.get("required") or [] if key not in value]
-    for key, item in value.items():
-        if key in properties:
-            errors.extend(_schema_errors(properties[key], item, f"{prefix}{key}"))
-        elif schema.get("additionalProperties") is False:
-            errors.append(f"{prefix}{key} is not allowed (allowed: {', '.join(sorted(properties)) or 'none'})")
-    return errors
-
-
-def _number(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def _level_name(level: Any) -> str:
-    """An EnforcementLevel enum (or its value) as the lowercase config word."""
-    return str(getattr(level, "value", level)).lower()
-
-
-def effective_config(
-    pack: str,
-    infos: Mapping[str, PolicyInfo],
-    initial_config: Mapping[str, Any] | None,
-    config: Mapping[str, Any] | None,
-    *,
-    source: str = "--policy-pack-config",
-) -> dict[str, dict[str, Any]]:
-    """Each policy's config as the engine reconciles it: schema defaults, then the pack's
-    initial config, then ``config`` (``"all"`` sets every level first); then validated.
-
-    :returns: policy name -> ``{"enforcementLevel": <word>, "properties": {...}}``.
-    :raises PolicyPackError: unknown policy or level, or a value the policy's schema rejects.
-    """
-    result: dict[str, dict[str, Any]] = {}
-    for name, info in infos.items():
-        defaults = {key: spec["default"] for key, spec in info.config_schema.items()
-                    if isinstance(spec, Mapping) and spec.get("default") is not None}
-        result[name] = {"enforcementLevel": info.enforcement_level, "properties": defaults}
-
-    def apply(overrides: Mapping[str, Any], where: str) -> None:
-        if "all" in overrides:
-            level = _check_level(pack, "all", overrides["all"], where)
-            for entry in result.values():
-                entry["enforcementLevel"] = level
-        for name, given in overrides.items():
-            if name == "all":
-                continue
-            if name not in result:
-                raise PolicyPackError(f"{where}: policy pack {pack!r} has no policy {name!r} "
-                                      f"(policies: {', '.join(sorted(result))})")
-            if isinstance(given, str) or hasattr(given, "value"):
-                result[name]["enforcementLevel"] = _check_level(pack, name, given, where)
-                continue
-            if not isinstance(given, Mapping):
-                raise PolicyPackError(f"{where}: policy {name!r} of pack {pack!r}: expected an enforcement level "
-                                      f"or an object, got {given!r}")
-            for key, value in given.items():
-                if key == "enforcementLevel":
-                    if value is not None:
-                        result[name]["enforcementLevel"] = _check_level(pack, name, value, where)
-                else:
-                    result[name]["properties"][key] = value
-
-    def validate(where: str) -> None:
-        for name, entry in result.items():
-            info = infos[name]
-            schema = {"type": "object", "properties": info.config_schema, "required": info.required}
-            errors = _object_errors(schema, entry["properties"], "")
-            if errors:
-                raise PolicyPackError(f"{where}: policy pack {pack!r}, policy {name!r}: invalid config: "
-                                      f"{'; '.join(errors)}")
-
-    # The engine validates once, at the end; validating after each layer as well names the
-    # layer (the pack's own initial config, or the file) that brought the bad value.
-    if initial_config:
-        apply(initial_config, f"policy pack {pack!r} initial_config")
-        validate(f"policy pack {pack!r} initial_config")
-    if config:
-        apply(config, source)
-    validate(source)
-    return result
-
-
 def check_pack_config(pack: LoadedPack, config: Mapping[str, Any] | None, *, source: str) -> dict[str, Any]:
     """Validate ``config`` for ``pack`` before anything runs; errors name ``source`` (the file).
 
@@ -475,13 +350,6 @@ def check_pack_config(pack: LoadedPack, config: Mapping[str, Any] | None, *, sou
     infos, initial = _analyzer_info(_servicer(pack))
     return effective_config(pack.name, infos, initial, config, source=source)
 
-
-def _check_level(pack: str, policy: str, level: Any, where: str) -> str:
-    word = _level_name(level)
-    if word not in LEVELS:
-        raise PolicyPackError(f"{where}: policy pack {pack!r}, policy {policy!r}: enforcement level {level!r} "
-                              f"is not allowed (allowed: {', '.join(LEVELS)})")
-    return word
 
 
 # --------------------------------------------------------------------------------------
@@ -882,6 +750,21 @@ def configured_exemptions(config: Mapping[str, Mapping[str, Mapping[str, Any]]],
     return found
 
 
+_CANT_RUN = re.compile(r"^can't run (policy|remediation) '(?P<policy>[^']*)' from policy pack '[^']*' "
+                       r"during preview: (?P<reason>.*)$", re.DOTALL)
+
+
+def policies_not_run(violations: Sequence[Violation]) -> list[NotRun]:
+    """The "can't run ... during preview" diagnostics among ``violations``, as :class:`NotRun` records."""
+    found = []
+    for violation in violations:
+        match = _CANT_RUN.match(violation.detail or violation.message)
+        if match:
+            found.append(NotRun(pack=violation.pack, policy=violation.policy, urn=violation.urn,
+                                reason=match.group("reason").strip(), kind=match.group(1)))
+    return found
+
+
 def _mark_exemptions(report: PolicyReport) -> None:
     """Flag the not-applicable results exemptions caused; warn about exemptions that match nothing."""
     exempted = {(e.pack, e.policy, urn) for e in report.exemptions for urn in e.matches}
@@ -933,4 +816,5 @@ def evaluate(
     report = evaluation.report
     report.exemptions = configured_exemptions(report.config, recording)
     _mark_exemptions(report)
+    report.not_run = policies_not_run(report.violations)
     return report

@@ -15,7 +15,9 @@ import pulumi_random as random
 import pytest
 from pulumi.runtime import rpc
 
-from sarkops.harness import (
+from sarkops.plan.mock_aws import UnansweredInvokeError
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import (
     UNKNOWN,
     Recording,
     contains_secret,
@@ -25,8 +27,6 @@ from sarkops.harness import (
     plain,
     run_program,
 )
-from sarkops.mock_aws import UnansweredInvokeError
-from sarkops.project import load_project, resolve_config
 from tests.conftest import FIXTURES
 
 WEBAPP = FIXTURES / "projects" / "webapp"

@@ -1,6 +1,6 @@
 """Run a Pulumi program under Pulumi's mock runtime and record everything it registers.
 
-    from sarkops.harness import run_program
+    from sarkops.plan.runtime import run_program
 
     rec = run_program(lambda: Database("db", DatabaseArgs(...)), project="sark-infra", stack="test")
     db = rec.one("aws:rds/instance:Instance")
@@ -18,10 +18,15 @@ The run is as close to ``pulumi preview`` as a process without the engine can be
 - the program runs inside a fresh root ``pulumi:pulumi:Stack`` (the one ``set_mocks`` creates
   is finished immediately, so exports made afterwards would be lost), and the harness waits
   for every outstanding RPC and output before returning;
+- every custom resource goes through the provider emulation of :mod:`sarkops.plan.provider`
+  in the engine's order: Check (auto-names filled in and known, name limits checked), diff
+  against the prior state (``prior``), then the outputs the preview returns;
+- ``first_preview=True`` models a first ``pulumi preview``: outputs the provider computes for
+  resources being created (ids, ARNs, endpoints, generated attributes) are unknown, inputs
+  echo back known, and ``apply`` callbacks never run on the unknowns. The default (False)
+  keeps the mocks' concrete values everywhere, which component tests assert on;
 - ``additionalSecretOutputs`` are applied to the returned state, as the engine does, so a
-  ``RandomPassword.result`` is secret;
-- ``preview=True`` (the default) makes values the mocks do not return unknown downstream,
-  like outputs a real preview cannot know yet.
+  ``RandomPassword.result`` is secret (even while unknown).
 """
 
 from __future__ import annotations
@@ -41,10 +46,13 @@ from typing import Any
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, _resolve_callbacks, _sync_await
 from pulumi.runtime.proto import resource_pb2
 
-from sarkops.mock_aws import DEFAULT_REGION, AwsMocks, UnansweredInvokeError
+from sarkops.plan.diff import Change
+from sarkops.plan.mock_aws import DEFAULT_REGION, AwsMocks, UnansweredInvokeError
+from sarkops.plan.provider.emulator import CheckFailure, ProviderEmulator
+from sarkops.plan.state import PriorState
 
 __all__ = [
     "STACK_TYPE",
@@ -246,6 +254,12 @@ class Recording:
     """Resources read with ``Resource.get`` (not registered, so not in :attr:`resources`)."""
     logs: list[tuple[str, str]] = field(default_factory=list)
     """``(level, message)`` of what the program logged with ``pulumi.log``."""
+    check_failures: list[CheckFailure] = field(default_factory=list)
+    """What the provider's Check refuses (names over AWS limits and the like): a real preview fails."""
+    changes: dict[str, Change] = field(default_factory=dict)
+    """URN -> planned operation of every custom resource (all ``create`` without prior state)."""
+    first_preview: bool = False
+    """True if outputs the provider computes were unknown for resources being created."""
 
     def by_type(self, token: str) -> list[RecordedResource]:
         """All resources of one type token, in construction order."""
@@ -284,33 +298,13 @@ class Recording:
 # The monitor
 # --------------------------------------------------------------------------------------
 
-class _SecretOutputsMocks(pulumi.runtime.Mocks):
-    """Wraps the user's mocks and marks ``additionalSecretOutputs`` secret, as the engine does."""
-
-    def __init__(self, inner: pulumi.runtime.Mocks, local: threading.local) -> None:
-        self.inner = inner
-        self.local = local
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        id_, state = self.inner.new_resource(args)
-        request = getattr(self.local, "request", None)
-        if request is not None and request.additionalSecretOutputs:
-            state = dict(state)
-            for key in request.additionalSecretOutputs:
-                if key in state and not rpc.is_rpc_secret(state[key]):
-                    state[key] = rpc.wrap_rpc_secret(state[key])
-        return id_, state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
-        return self.inner.call(args)
-
-
 class RecordingMonitor(MockMonitor):
     """A mock resource monitor that records each registration with its options and outputs."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks, stack_urn: str) -> None:
-        self._local = threading.local()
-        super().__init__(_SecretOutputsMocks(mocks, self._local))
+    def __init__(self, mocks: pulumi.runtime.Mocks, stack_urn: str,
+                 emulator: ProviderEmulator | None = None) -> None:
+        super().__init__(mocks)
+        self.emulator = emulator or ProviderEmulator(first_preview=False)
         self.stack_urn = stack_urn
         self.registered: list[RecordedResource] = []
         self.read: list[RecordedResource] = []
@@ -318,6 +312,19 @@ class RecordingMonitor(MockMonitor):
         self.component_outputs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives this resource (pulumi/pulumi ``sdk/go/common/resource/urn/urn.go``):
+        the parent's full qualified type, ``$``, the type, except that children of the root stack
+        carry no parent type. (``MockMonitor.make_urn`` keeps ``pulumi:pulumi:Stack$`` and only the
+        parent's last type, so its URNs would never match a real ``pulumi stack export``.)"""
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != STACK_TYPE:
+                qualified = f"{parent_type}${type_}"
+        prefix = self.stack_urn.split(f"::{STACK_TYPE}::", 1)[0]  # urn:pulumi:<stack>::<project>
+        return f"{prefix}::{qualified}::{name}"
 
     def _ensure_thread_loop(self) -> None:
         """Give this executor thread the event loop MockMonitor needs, and remember it.
@@ -348,18 +355,43 @@ class RecordingMonitor(MockMonitor):
         return super().Invoke(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802
-        """Register through the mocks, then record request and response."""
+        """Register the way the engine would: provider Check, diff, mocks, preview outputs; then record.
+
+        This replaces ``MockMonitor.RegisterResource`` (same steps) so that the provider
+        emulation sits where the engine puts the provider: between the request and the state.
+        """
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == STACK_TYPE:
+            return resource_pb2.RegisterResourceResponse(urn=urn)
         self._ensure_thread_loop()
-        self._local.request = request
-        try:
-            response = super().RegisterResource(request)
-        finally:
-            self._local.request = None
-        if request.type != STACK_TYPE:
-            record = _record(request, response.urn, response.id, response.object)
-            with self._lock:
-                self.registered.append(record)
-        return response
+        custom = bool(request.custom)
+        engine_inputs = _from_struct(request.object)
+        inputs = rpc.deserialize_properties(request.object)
+        filled: dict[str, Any] = {}
+        change = None
+        if custom:
+            filled = self.emulator.check(urn, request.type, request.name, engine_inputs).filled
+            engine_inputs.update(filled)
+            inputs.update(filled)
+            change = self.emulator.diff(urn, request.type, engine_inputs, list(request.replaceOnChanges))
+        args = MockResourceArgs(typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+                                resource_id=request.importId, custom=custom,
+                                transforms=_resolve_callbacks(request.transforms))
+        id_, state = self.mocks.new_resource(args)
+        if custom and change is not None:
+            id_, state = self.emulator.outputs(urn, id_, state, inputs=set(inputs), filled=set(filled),
+                                                 change=change)
+        state = dict(state)
+        for key in request.additionalSecretOutputs:
+            # The engine marks these secret whatever the provider returns, unknowns included.
+            if key in state and not rpc.is_rpc_secret(state[key]):
+                state[key] = rpc.wrap_rpc_secret(state[key])
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+        record = _record(request, urn, id_, obj_proto, inputs=engine_inputs)
+        with self._lock:
+            self.registered.append(record)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj_proto)
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802
         """Answer ``Resource.get`` through the mocks and keep it apart from registrations."""
@@ -381,12 +413,14 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def _record(request: Any, urn: str, id_: str | None, state: struct_pb2.Struct) -> RecordedResource:
+def _record(request: Any, urn: str, id_: str | None, state: struct_pb2.Struct,
+            inputs: dict[str, Any] | None = None) -> RecordedResource:
     is_register = isinstance(request, resource_pb2.RegisterResourceRequest)
     outputs = _from_struct(state)
     custom = bool(request.custom) if is_register else True
-    if custom and id_:
-        outputs = {"id": id_, **outputs}
+    if custom:
+        # An empty id is the preview's unknown id (a resource being created).
+        outputs = {"id": id_ or UNKNOWN, **outputs}
     timeouts: dict[str, str] = {}
     if is_register and request.HasField("customTimeouts"):
         timeouts = {k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
@@ -409,7 +443,7 @@ def _record(request: Any, urn: str, id_: str | None, state: struct_pb2.Struct) -
         replace_on_changes=list(request.replaceOnChanges) if is_register else [],
         additional_secret_outputs=list(request.additionalSecretOutputs),
         provider=request.provider or None,
-        inputs=_from_struct(request.object if is_register else request.properties),
+        inputs=inputs if inputs is not None else _from_struct(request.object if is_register else request.properties),
         outputs=outputs,
         id=id_ or None,
         custom_timeouts=timeouts,
@@ -428,7 +462,7 @@ class _ConstructionOrder:
     A legacy stack transformation runs synchronously inside every resource constructor, in
     program order, before any RPC; it returns None, so it changes nothing. Resources are
     matched to registrations by the part of the mock URN after ``project::``
-    (``<parent type>$<type>::<name>``).
+    (its parent's last type, ``$``, its type, ``::``, its name).
     """
 
     def __init__(self) -> None:
@@ -447,8 +481,11 @@ class _ConstructionOrder:
         queues = {key: list(indexes) for key, indexes in self.order.items()}
         keyed: list[tuple[int, int, RecordedResource]] = []
         for position, resource in enumerate(resources):
-            # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
-            queue = queues.get(resource.urn.split("::", 2)[-1])
+            # urn:pulumi:<stack>::<project>::[<parent types>$]<type>::<name>
+            parts = resource.urn.split("::")
+            types = parts[2].split("$")
+            parent_type = types[-2] if len(types) > 1 else STACK_TYPE
+            queue = queues.get(f"{parent_type}${types[-1]}::{'::'.join(parts[3:])}")
             index = queue.pop(0) if queue else self.count + position
             keyed.append((index, position, resource))
         return [resource for _, _, resource in sorted(keyed, key=lambda item: item[:2])]
@@ -477,7 +514,7 @@ class _LogCapture:
 
 def _main_file(project_dir: Path) -> Path:
     """The program file of a project dir: ``main`` from Pulumi.yaml, else ``__main__.py``."""
-    from sarkops.project import main_file
+    from sarkops.plan.project import main_file
 
     return main_file(project_dir)
 
@@ -521,6 +558,8 @@ def run_program(
     secret_keys: Sequence[str] = (),
     preview: bool = True,
     mocks: pulumi.runtime.Mocks | None = None,
+    first_preview: bool = False,
+    prior: PriorState | None = None,
 ) -> Recording:
     """Run ``program`` under the mocks and return what it registered.
 
@@ -532,7 +571,11 @@ def run_program(
         any config set before (a key without namespace is taken as ``<project>:<key>``).
     :param secret_keys: config keys that are secret (``require_secret`` then yields secrets).
     :param preview: run as ``pulumi preview`` (values the mocks do not return are unknown).
-    :param mocks: mocks to use instead of :class:`~sarkops.mock_aws.AwsMocks` for the region in
+    :param first_preview: outputs the provider computes are unknown for resources being created,
+        as in a first ``pulumi preview`` (``sarkops plan``'s default); False keeps the mocks'
+        concrete values (what component tests assert on).
+    :param prior: the stack's prior state: resources in it are existing, with known outputs.
+    :param mocks: mocks to use instead of :class:`~sarkops.plan.mock_aws.AwsMocks` for the region in
         ``aws:region``.
     :raises UnansweredInvokeError: the program called a data source the mocks cannot answer
         (raised even if the program caught the original error).
@@ -546,7 +589,8 @@ def run_program(
     if mocks is None:
         mocks = AwsMocks(region=full_config.get("aws:region") or DEFAULT_REGION)
     stack_urn = f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
-    monitor = RecordingMonitor(mocks, stack_urn)
+    emulator = ProviderEmulator(first_preview=first_preview, prior=prior)
+    monitor = RecordingMonitor(mocks, stack_urn, emulator)
     logs = _LogCapture()
     order = _ConstructionOrder()
 
@@ -594,6 +638,9 @@ def run_program(
         invokes=list(getattr(mocks, "invokes", [])),
         reads=monitor.read,
         logs=logs.records,
+        check_failures=list(emulator.check_failures),
+        changes=dict(emulator.changes),
+        first_preview=first_preview,
     )
 
 

@@ -15,6 +15,7 @@ about them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -217,12 +218,31 @@ class _Layers:
             self.secret.add(key)
 
 
+def undeclared_key_error(project: Project, key: str, where: str) -> ConfigFileError | None:
+    """The error for a key of the project's namespace that ``Pulumi.yaml`` does not declare (else None)."""
+    namespace, _, name = key.partition(":")
+    if namespace != project.name or key in project.keys:
+        return None
+    declared = [k.split(":", 1)[1] for k in project.keys if k.startswith(f"{project.name}:")]
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(name.lower(), [d.lower() for d in declared], n=1, cutoff=0.6)
+    if close and close[0] not in declared:  # matched case-insensitively: report the declared spelling
+        close = [d for d in declared if d.lower() == close[0]]
+    hint = f"did you mean '{project.name}:{close[0]}'?" if close else \
+        f"declared keys: {', '.join(sorted(declared)) or 'none'}"
+    return ConfigFileError(f"{where}: configuration key {key!r} is not declared in {PROJECT_FILE} ({hint}); "
+                           "declare it there or fix the spelling")
+
+
 def _apply_stack_file(project: Project, path: Path, section: Mapping[str, Any], layers: _Layers) -> None:
     for raw_key, value in section.items():
         key = str(raw_key)
         if ":" not in key:
             raise ConfigFileError(f"{path}: configuration key {key!r} must be of the form <namespace>:<name> "
                                   f"(e.g. {project.name}:{key})")
+        error = undeclared_key_error(project, key, str(path))
+        if error is not None:
+            raise error
         spec = project.keys.get(key)
         if _has_secure(value):
             layers.set(key, _replace_secure(key, value, spec.type if spec else None), str(path), secret=True)
@@ -244,6 +264,9 @@ def resolve_config(project: Project, stack: str, overrides: Sequence[tuple[str, 
     _apply_stack_file(project, path, section, layers)
     for raw_key, value in overrides:
         key = raw_key if ":" in raw_key else f"{project.name}:{raw_key}"
+        error = undeclared_key_error(project, key, f"-c {raw_key}")
+        if error is not None:
+            raise error
         spec = project.keys.get(key)
         # An ad-hoc override of a secret key stays secret in the plan.
         layers.set(key, value, f"-c {raw_key}", secret=spec is not None and spec.secret)

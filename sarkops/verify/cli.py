@@ -8,7 +8,7 @@ allowed and listed), 1 when an item failed, 2 when verify cannot run at all (out
 missing or invalid, no credentials, endpoint unreachable, AWS refusing the credentials): one
 ``error:`` line, no traceback.
 
-The items live in :mod:`sarkops.verify_items`; ``--endpoint-url`` points every client at an
+The items live in :mod:`sarkops.verify.items`; ``--endpoint-url`` points every client at an
 emulator such as moto's server for a dry run (docs/verify.md). boto3 is imported only when
 the command runs, so other commands stay fast.
 """
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sarkops.verify_core import (
+from sarkops.verify.core import (
     FAIL,
     PASS,
     SKIP,
@@ -44,7 +44,7 @@ from sarkops.verify_core import (
     parse_outputs,
     skipped,
 )
-from sarkops.verify_items import ITEM_IDS, ITEMS, Item, describe_client_error, no_answer_fix
+from sarkops.verify.items import ITEM_IDS, ITEMS, Item, describe_client_error, no_answer_fix
 
 DEFAULT_STACK = "production"
 USER_AGENT = "sarkops-verify"

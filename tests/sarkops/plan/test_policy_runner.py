@@ -11,9 +11,9 @@ import pulumi_policy
 import pytest
 
 from sarkops.errors import PolicyPackError
-from sarkops.harness import Recording, plain, run_program
-from sarkops.policy_runner import LoadedPack, PolicyReport, evaluate, load_pack
-from sarkops.project import load_project, resolve_config
+from sarkops.plan.policy_runner import LoadedPack, PolicyReport, evaluate, load_pack
+from sarkops.plan.project import load_project, resolve_config
+from sarkops.plan.runtime import Recording, plain, run_program
 from tests.conftest import FIXTURES
 
 DEMO = FIXTURES / "packs" / "demo"
@@ -175,11 +175,11 @@ def test_not_applicable_channel(insecure: tuple[Recording, dict[str, str]], demo
 @pytest.mark.parametrize(("pack_config", "message"), [
     ({"demo-rds-hardening": {"minBackupDays": 0}},
      "policy pack 'demo-policies', policy 'demo-rds-hardening': invalid config: "
-     "minBackupDays = 0 is not allowed: must be at least 1"),
+     "key 'minBackupDays': 0 is less than the minimum of 1"),
     ({"demo-rds-hardening": {"minBackupDays": "30"}},
-     "minBackupDays = '30' is not allowed: must be of type integer"),
+     "key 'minBackupDays': '30' is not of type 'integer'"),
     ({"demo-rds-hardening": {"exempt": ["ok", 3]}},
-     r"exempt\[1\] = 3 is not allowed: must be of type string"),
+     r"key 'exempt\[1\]': 3 is not of type 'string'"),
     ({"demo-rds-hardening": "strict"},
      "policy 'demo-rds-hardening': enforcement level 'strict' is not allowed "
      r"\(allowed: advisory, mandatory, remediate, disabled\)"),

@@ -5,7 +5,11 @@ registers (``new_resource``) and for the result of every data-source call (``cal
 answers look like AWS's (``vpc-0a1b...`` ids, ARNs in each service's shape, RDS endpoints,
 load balancer DNS names) so programs that format, split or compare them behave as they would
 for real, and they are derived from a hash of the type and logical name, so two runs of the
-same program produce identical output.
+same program produce identical output. Names are not invented here: the provider's Check
+(:mod:`sarkops.plan.provider.names`) has already put them into the inputs, and the ARNs and
+endpoints below are built from them. In a first preview (the default of ``sarkops plan``)
+the computed values below are replaced by unknowns (:mod:`sarkops.plan.provider.unknowns`);
+they are what ``--known-outputs`` and the component tests see.
 
 Both tables are plain dicts keyed by type token; to support a new type or data source, add
 one function and one entry:
@@ -53,7 +57,7 @@ class UnansweredInvokeError(SarkopsError):
             shown = shown[:297] + "..."
         why = f" ({reason})" if reason else ""
         super().__init__(
-            f"no mock answer for invoke {token} (args {shown}){why}: add one to sarkops/mock_aws.py"
+            f"no mock answer for invoke {token} (args {shown}){why}: add one to sarkops/plan/mock_aws.py"
         )
 
 
@@ -125,17 +129,17 @@ class ResourceContext(_Seeded):
         owner = self.account_id if account else ""
         return f"arn:{PARTITION}:{service}:{region}:{owner}:{resource}"
 
-    def physical_name(self, key: str = "name", *, max_length: int = 255, lower: bool = False) -> str:
-        """The name AWS will see: the explicit input, else ``namePrefix`` or the logical name plus
-        a random suffix, which is how Pulumi auto-names resources."""
+    def physical_name(self, key: str = "name") -> str:
+        """The name AWS will see: the input, which the provider's Check has already filled in for
+        every type :mod:`sarkops.plan.provider.names` knows. For other types: the ``<key>Prefix``
+        plus 26 characters (Terraform's unique suffix), else the logical name plus 7 characters."""
         explicit = self.inputs.get(key)
         if isinstance(explicit, str) and explicit:
             return explicit
         prefix = self.inputs.get(f"{key}Prefix")
         if isinstance(prefix, str) and prefix:
-            return (prefix + self.hex(26, "prefix"))[:max_length]
-        base = self.name.lower() if lower else self.name
-        return f"{base[: max_length - 8]}-{self.hex(7, 'autoname')}"
+            return prefix + self.hex(26, "prefix")
+        return f"{self.name}-{self.hex(7, 'autoname')}"
 
     def ec2_id(self, prefix: str, salt: str = "") -> str:
         """An EC2-style id, ``<prefix>-0`` plus 16 hex digits."""
@@ -256,7 +260,7 @@ def _subnet(ctx: ResourceContext) -> dict[str, Any]:
 def _security_group(ctx: ResourceContext) -> dict[str, Any]:
     rid = ctx.ec2_id("sg")
     return {"id": rid, "arn": ctx.arn("ec2", f"security-group/{rid}"), "ownerId": ctx.account_id,
-            "name": ctx.physical_name(max_length=255)}
+            "name": ctx.physical_name()}
 
 
 def _instance(ctx: ResourceContext) -> dict[str, Any]:
@@ -301,7 +305,7 @@ def _kms_alias(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _rds_instance(ctx: ResourceContext) -> dict[str, Any]:
-    identifier = ctx.physical_name("identifier", max_length=63, lower=True)
+    identifier = ctx.physical_name("identifier")
     engine = str(ctx.inputs.get("engine") or "postgres")
     port = ctx.int_input("port", 3306 if engine in ("mysql", "mariadb") else 5432)
     address = f"{identifier}.c{ctx.hex(11)}.{ctx.region}.rds.amazonaws.com"
@@ -324,14 +328,14 @@ def _rds_named(kind: str) -> ResourceOutputs:
     """RDS resources whose id is their name (subnet groups ``subgrp``, parameter groups ``pg``)."""
 
     def outputs(ctx: ResourceContext) -> dict[str, Any]:
-        name = ctx.physical_name(lower=True)
+        name = ctx.physical_name()
         return {"id": name, "name": name, "arn": ctx.arn("rds", f"{kind}:{name}")}
 
     return outputs
 
 
 def _replication_group(ctx: ResourceContext) -> dict[str, Any]:
-    group_id = ctx.physical_name("replicationGroupId", max_length=40, lower=True)
+    group_id = ctx.physical_name("replicationGroupId")
     host = f"{group_id}.{ctx.hex(6)}.{_region_code(ctx.region)}.cache.amazonaws.com"
     nodes = ctx.int_input("numCacheClusters", 2)
     return {
@@ -345,14 +349,14 @@ def _replication_group(ctx: ResourceContext) -> dict[str, Any]:
 
 def _elasticache_named(kind: str) -> ResourceOutputs:
     def outputs(ctx: ResourceContext) -> dict[str, Any]:
-        name = ctx.physical_name(lower=True)
+        name = ctx.physical_name()
         return {"id": name, "name": name, "arn": ctx.arn("elasticache", f"{kind}:{name}")}
 
     return outputs
 
 
 def _load_balancer(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=32)
+    name = ctx.physical_name()
     kind = {"network": "net", "gateway": "gwy"}.get(str(ctx.inputs.get("loadBalancerType")), "app")
     suffix = f"{kind}/{name}/{ctx.hex(16)}"
     arn = ctx.arn("elasticloadbalancing", f"loadbalancer/{suffix}")
@@ -365,7 +369,7 @@ def _load_balancer(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _target_group(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=32)
+    name = ctx.physical_name()
     suffix = f"targetgroup/{name}/{ctx.hex(16)}"
     arn = ctx.arn("elasticloadbalancing", suffix)
     return {"id": arn, "arn": arn, "arnSuffix": suffix, "name": name}
@@ -388,7 +392,7 @@ def _listener_rule(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _secret(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=512)
+    name = ctx.physical_name()
     arn = ctx.arn("secretsmanager", f"secret:{name}-{ctx.hex(6)}")
     return {"id": arn, "arn": arn, "name": name}
 
@@ -424,7 +428,7 @@ def _iam_named(kind: str, *, id_is_arn: bool = False, unique_prefix: str = "") -
     """IAM resources (roles, instance profiles, policies, users): global ARNs, no region."""
 
     def outputs(ctx: ResourceContext) -> dict[str, Any]:
-        name = ctx.physical_name(max_length=64)
+        name = ctx.physical_name()
         path = ctx.inputs.get("path") or "/"
         arn = ctx.arn("iam", f"{kind}{path}{name}", regional=False)
         result: dict[str, Any] = {"id": arn if id_is_arn else name, "arn": arn, "name": name}
@@ -455,7 +459,7 @@ def _certificate(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _bucket(ctx: ResourceContext) -> dict[str, Any]:
-    bucket = ctx.physical_name("bucket", max_length=63, lower=True)
+    bucket = ctx.physical_name("bucket")
     return {
         "id": bucket, "bucket": bucket, "arn": f"arn:{PARTITION}:s3:::{bucket}",
         "bucketDomainName": f"{bucket}.s3.amazonaws.com",
@@ -469,12 +473,12 @@ def _bucket_child(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _log_group(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=512)
+    name = ctx.physical_name()
     return {"id": name, "name": name, "arn": ctx.arn("logs", f"log-group:{name}")}
 
 
 def _metric_alarm(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=255)
+    name = ctx.physical_name()
     return {"id": name, "name": name, "arn": ctx.arn("cloudwatch", f"alarm:{name}")}
 
 
@@ -484,7 +488,7 @@ def _dashboard(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _sns_topic(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=256)
+    name = ctx.physical_name()
     arn = ctx.arn("sns", name)
     return {"id": arn, "arn": arn, "name": name, "owner": ctx.account_id}
 
@@ -496,7 +500,7 @@ def _sns_subscription(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _autoscaling_group(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=255)
+    name = ctx.physical_name()
     arn = ctx.arn("autoscaling", f"autoScalingGroup:{ctx.uuid()}:autoScalingGroupName/{name}")
     return {"id": name, "name": name, "arn": arn}
 
@@ -508,7 +512,7 @@ def _ssm_parameter(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _web_acl(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=128)
+    name = ctx.physical_name()
     uid = ctx.uuid()
     scope = "global" if ctx.inputs.get("scope") == "CLOUDFRONT" else "regional"
     return {"id": uid, "name": name, "arn": ctx.arn("wafv2", f"{scope}/webacl/{name}/{uid}"), "capacity": 700}
@@ -526,7 +530,7 @@ def _route53_zone(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _lambda_function(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=64)
+    name = ctx.physical_name()
     arn = ctx.arn("lambda", f"function:{name}")
     return {"id": name, "name": name, "arn": arn, "qualifiedArn": f"{arn}:1", "version": "1",
             "invokeArn": f"arn:{PARTITION}:apigateway:{ctx.region}:lambda:path/2015-03-31/functions/{arn}/invocations"}
@@ -538,7 +542,7 @@ def _dlm_policy(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _backup_vault(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=50)
+    name = ctx.physical_name()
     return {"id": name, "name": name, "arn": ctx.arn("backup", f"backup-vault:{name}"), "recoveryPoints": 0}
 
 
@@ -548,12 +552,12 @@ def _backup_plan(ctx: ResourceContext) -> dict[str, Any]:
 
 
 def _event_rule(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=64)
+    name = ctx.physical_name()
     return {"id": name, "name": name, "arn": ctx.arn("events", f"rule/{name}")}
 
 
 def _ssm_document(ctx: ResourceContext) -> dict[str, Any]:
-    name = ctx.physical_name(max_length=128)
+    name = ctx.physical_name()
     return {"id": name, "name": name, "arn": ctx.arn("ssm", f"document/{name}"), "status": "Active",
             "latestVersion": "1", "defaultVersion": "1"}
 
@@ -611,7 +615,7 @@ RESOURCE_OUTPUTS: dict[str, ResourceOutputs] = {
     "aws:ec2/keyPair:KeyPair": _ec2("key", "key-pair"),
     "aws:autoscaling/group:Group": _autoscaling_group,
     "aws:lambda/function:Function": _lambda_function,
-    "aws:lambda/permission:Permission": lambda c: {"id": c.physical_name("statementId", max_length=100)},
+    "aws:lambda/permission:Permission": lambda c: {"id": c.physical_name("statementId")},
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": _dlm_policy,
     "aws:backup/vault:Vault": _backup_vault,
     "aws:backup/plan:Plan": _backup_plan,

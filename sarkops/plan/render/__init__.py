@@ -1,0 +1,2 @@
+"""Reports of a plan: :mod:`.text` (the human report), :mod:`.jsondoc` (``--json``), :mod:`.markdown`
+(the PR summary). :mod:`.common` holds what they share: secret scrubbing and orderings."""
