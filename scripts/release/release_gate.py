@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -328,7 +329,10 @@ class Gate:
         sent = self._call([
             "ssm", "send-command", "--document-name", "AWS-RunShellScript", "--instance-ids", instance,
             "--comment", f"SARK {s.release} migrations"[:100],
-            "--parameters", json.dumps({"commands": [s.migrate_command], "executionTimeout": [timeout]}),
+            # With the tag, sark-migrate refuses a host that installed another release (a host
+            # replaced mid-gate by the previous launch template, say) instead of migrating there.
+            "--parameters", json.dumps({"commands": [f"{s.migrate_command} {shlex.quote(s.release)}"],
+                                        "executionTimeout": [timeout]}),
         ])
         command_id = sent["Command"]["CommandId"]
         self.log(f"SSM command {command_id} sent")

@@ -245,7 +245,7 @@ def test_gate_snapshots_migrates_on_one_host_and_waits_for_health() -> None:
     assert create[create.index("--db-instance-identifier") + 1] == "sark-db"
     (send,) = [c for c in fake.calls if c[:2] == ["ssm", "send-command"]]
     assert send[send.index("--instance-ids") + 1] == "i-0a"  # in service and online, first by id
-    assert json.loads(send[send.index("--parameters") + 1]) == {"commands": ["/usr/local/sbin/sark-migrate"],
+    assert json.loads(send[send.index("--parameters") + 1]) == {"commands": ["/usr/local/sbin/sark-migrate v0.2.0"],
                                                                 "executionTimeout": ["60"]}
     assert log[-1] == "gate passed; the release may take traffic"
 
