@@ -76,11 +76,13 @@ def test_json_shape(webapp_json: dict[str, Any]) -> None:
     for resource in webapp_json["resources"]:
         custom = resource["type"] != "fixture:app:WebApp"
         assert list(resource) == ["urn", "type", "name", "parent", "dependencies", "protect", "inputs", "op",
-                                  *(["outputs"] if custom else [])]
+                                  "source", *(["outputs"] if custom else [])]
+        assert resource["source"]["file"] == "__main__.py"
+        assert resource["source"]["line"] > 0
         assert resource["op"] == "create"
     for violation in webapp_json["violations"]:
         assert list(violation) == ["pack", "policy", "enforcementLevel", "severity", "urn", "message"]
-    assert webapp_json["summary"] == {"mandatory": 0, "advisory": 2, "remediated": 1, "notApplicable": 0,
+    assert webapp_json["summary"] == {"mandatory": 0, "advisory": 2, "config": 0, "remediated": 1, "notApplicable": 0,
                                       "notRun": 1, "checkFailures": 0, "stateErrors": 0, "changes": {"create": 12},
                                       "resources": 13, "passed": True}
 
