@@ -7,7 +7,9 @@ emulation (:mod:`sarkops.plan.planner`), evaluates the policy packs and prints t
 By default the plan models ``pulumi preview`` of a stack that does not exist yet: outputs the
 provider computes are ``[unknown]``. ``--known-outputs`` gives every output a mock value instead
 (the after-deploy view); ``--state FILE`` previews an update against a ``pulumi stack export``;
-``--baseline PLAN.json`` compares with an earlier plan.
+``--baseline PLAN.json`` compares with an earlier plan. ``--quiet`` prints only the findings and the
+summary; colour only on a terminal and never under ``NO_COLOR``; ``--sarif FILE`` also writes the
+findings as SARIF 2.1.0 (:mod:`sarkops.plan.render.sarif`).
 
 Exit status: 0 nothing a real deployment would refuse; 1 mandatory violations, check failures
 (names AWS refuses) or deployment errors (replacing or deleting a protected resource); 2 a
