@@ -13,7 +13,10 @@ Where things are (one concern per module):
 - :mod:`.state`, :mod:`.diff`: the prior state (``--state``) and the operation per resource.
 - :mod:`.pack_config`, :mod:`.policy_runner`: policy-pack config and evaluation.
 - :mod:`.baseline`: comparison with an earlier plan (``--baseline``).
-- :mod:`.findings`, :mod:`.render`: the findings model and the text, JSON and Markdown reports.
+- :mod:`.source`: the program line that created each resource (from the SDK's stack trace).
+- :mod:`.config_findings`: the stack's example config values (the program's ``placeholders`` output)
+  as advisory findings.
+- :mod:`.findings`, :mod:`.render`: the findings model and the text, JSON, Markdown and SARIF reports.
 
 The names below are imported lazily, so ``python -m sarkops --help`` stays instant.
 """

@@ -7,7 +7,9 @@ emulation (:mod:`sarkops.plan.planner`), evaluates the policy packs and prints t
 By default the plan models ``pulumi preview`` of a stack that does not exist yet: outputs the
 provider computes are ``[unknown]``. ``--known-outputs`` gives every output a mock value instead
 (the after-deploy view); ``--state FILE`` previews an update against a ``pulumi stack export``;
-``--baseline PLAN.json`` compares with an earlier plan.
+``--baseline PLAN.json`` compares with an earlier plan. ``--quiet`` prints only the findings and the
+summary; colour only on a terminal and never under ``NO_COLOR``; ``--sarif FILE`` also writes the
+findings as SARIF 2.1.0 (:mod:`sarkops.plan.render.sarif`).
 
 Exit status: 0 nothing a real deployment would refuse; 1 mandatory violations, check failures
 (names AWS refuses) or deployment errors (replacing or deleting a protected resource); 2 a
@@ -60,7 +62,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--baseline", type=Path, metavar="PLAN.json",
                         help="an earlier `sarkops plan --json` (e.g. of the base branch) to compare with")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the text report")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="text report: only the findings and the summary (no tree, outputs or details)")
+    parser.add_argument("--sarif", type=Path, metavar="FILE",
+                        help="also write the findings as SARIF 2.1.0 (for GitHub code scanning) to FILE")
     parser.set_defaults(handler=main)
+
+
+def use_color(stream: Any) -> bool:
+    """Colour for a terminal only, and never when ``NO_COLOR`` is set to anything (https://no-color.org)
+    or the terminal is ``dumb``."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -82,7 +97,11 @@ def main(args: argparse.Namespace) -> int:
         else:
             from sarkops.plan.render.text import render_text
 
-            output = render_text(result)
+            output = render_text(result, quiet=args.quiet, color=use_color(sys.stdout))
+        if args.sarif is not None:
+            from sarkops.plan.render.sarif import write_sarif
+
+            write_sarif(result, args.sarif)
     except SarkopsError as error:
         if debug:
             traceback.print_exception(error)

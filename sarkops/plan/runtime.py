@@ -52,6 +52,7 @@ from pulumi.runtime.proto import resource_pb2
 from sarkops.plan.diff import Change
 from sarkops.plan.mock_aws import DEFAULT_REGION, AwsMocks, UnansweredInvokeError
 from sarkops.plan.provider.emulator import CheckFailure, ProviderEmulator
+from sarkops.plan.source import SourcePosition, from_request
 from sarkops.plan.state import PriorState
 
 __all__ = [
@@ -234,6 +235,8 @@ class RecordedResource:
     aliases: list[str] = field(default_factory=list)
     version: str = ""
     """Version of the provider package the SDK registered the resource for."""
+    source: SourcePosition | None = None
+    """The program line that created it (see :mod:`sarkops.plan.source`)."""
 
 
 @dataclass
@@ -312,6 +315,8 @@ class RecordingMonitor(MockMonitor):
         self.component_outputs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._thread_loops: list[asyncio.AbstractEventLoop] = []
+        self.source_root: Path | None = None
+        """The project dir: source positions are the first frame in it (None: any program frame)."""
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """The URN the engine gives this resource (pulumi/pulumi ``sdk/go/common/resource/urn/urn.go``):
@@ -389,6 +394,7 @@ class RecordingMonitor(MockMonitor):
         obj_proto = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
         record = _record(request, urn, id_, obj_proto, inputs=engine_inputs)
+        record.source = from_request(request, self.source_root)
         with self._lock:
             self.registered.append(record)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj_proto)
@@ -398,6 +404,7 @@ class RecordingMonitor(MockMonitor):
         self._ensure_thread_loop()
         response = super().ReadResource(request)
         record = _record(request, response.urn, request.id, response.properties)
+        record.source = from_request(request, self.source_root)
         with self._lock:
             self.read.append(record)
         return response
@@ -591,6 +598,9 @@ def run_program(
     stack_urn = f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
     emulator = ProviderEmulator(first_preview=first_preview, prior=prior)
     monitor = RecordingMonitor(mocks, stack_urn, emulator)
+    if not callable(program):
+        path = Path(program).resolve()
+        monitor.source_root = path if path.is_dir() else path.parent
     logs = _LogCapture()
     order = _ConstructionOrder()
 

@@ -6,6 +6,7 @@ credentials, approval before production, and every command they run exists in th
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,46 @@ def test_pull_request_trigger_and_preview() -> None:
                               "diff": True, "comment-on-pr": True, "github-token": "${{ secrets.GITHUB_TOKEN }}"}
 
 
+def test_pull_request_findings_reach_code_scanning_and_the_comment() -> None:
+    """The offline plan compares with the base commit's plan; a separate job, which runs none of the pull
+    request's code, uploads its SARIF to code scanning and posts its Markdown as the PR comment."""
+    pr = load(PR)
+    checks = pr["jobs"]["checks"]
+    assert "permissions" not in checks  # the workflow's read-only token: the PR's code never holds a write token
+    checkout = checks["steps"][0]
+    assert checkout["uses"].split("@")[0] == "actions/checkout"
+    assert checkout["with"]["fetch-depth"] == 0  # the base commit is in the clone
+    (plan,) = [step for step in checks["steps"] if "scripts/ci/offline_plan.py" in step.get("run", "")]
+    assert plan["env"] == {"BASE_SHA": "${{ github.event.pull_request.base.sha }}"}
+    assert plan["if"] == "${{ !cancelled() }}"  # also when a test failed: reviewers still get the findings
+    argv = shlex.split(plan["run"])
+    assert argv[:2] == [".venv/bin/python", "scripts/ci/offline_plan.py"]
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
+    assert options["--stack"] == "production"
+    assert options["--base-ref"] == "$BASE_SHA"
+    sarif, comment = options["--sarif"], options["--comment"]
+    ((_, upload),) = [(job, step) for job, step in uses(pr, "actions/upload-artifact") if job == "checks"]
+    assert {options["--out"], "base-plan.json", sarif, comment} <= set(upload["with"]["path"].split())
+
+    findings = pr["jobs"]["findings"]
+    assert findings["needs"] == "checks"
+    assert findings["permissions"] == {"contents": "read", "actions": "read", "security-events": "write",
+                                       "pull-requests": "write"}
+    assert "!cancelled()" in findings["if"]  # a failing plan is exactly when the findings matter
+    assert "head.repo.full_name == github.repository" in findings["if"]  # forks get a read-only token
+    assert not [step for step in findings["steps"] if "run" in step]  # nothing of the pull request runs here
+    names = [str(step.get("uses", "")).split("@")[0] for step in findings["steps"]]
+    assert names == ["actions/checkout", "actions/download-artifact", "github/codeql-action/upload-sarif",
+                     "marocchino/sticky-pull-request-comment"]
+    download, upload_sarif, sticky = findings["steps"][1:]
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert upload_sarif["with"] == {"sarif_file": sarif, "category": "sarkops-plan"}
+    assert sticky["with"]["path"] == comment
+    assert sticky["with"]["header"]  # one comment, updated in place on every push
+    # The preview job's own comment is separate and unchanged.
+    assert pr["jobs"]["preview"]["needs"] == "checks"
+
+
 def test_release_trigger_approval_and_rollout() -> None:
     release = load(RELEASE)
 
@@ -125,7 +166,8 @@ def test_every_command_exists(workflow: dict[str, Any]) -> None:
 def test_actions_are_pinned_to_a_major_version(workflow: dict[str, Any]) -> None:
     for _, step in steps(workflow):
         if "uses" in step:
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|[0-9a-f]{40})", step["uses"]), step["uses"]
+            # owner/repo[/path inside it, e.g. github/codeql-action/upload-sarif]@major-or-commit
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@(v\d+|[0-9a-f]{40})", step["uses"]), step["uses"]
 
 
 def _actionlint() -> str | None:

@@ -1,2 +1,3 @@
 """Reports of a plan: :mod:`.text` (the human report), :mod:`.jsondoc` (``--json``), :mod:`.markdown`
-(the PR summary). :mod:`.common` holds what they share: secret scrubbing and orderings."""
+(the PR summary), :mod:`.sarif` (``--sarif``, for code scanning). :mod:`.common` holds what they
+share: secret scrubbing and orderings."""

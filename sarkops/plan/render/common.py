@@ -95,17 +95,26 @@ def ordered_violations(result: PlanResult) -> list[Violation]:
 
 def counts(result: PlanResult) -> dict[str, Any]:
     """The summary numbers both reports print."""
+    from sarkops.plan.config_findings import placeholders
+
     report = result.report
     ops: dict[str, int] = {}
     for change in result.changes:
         ops[change.op] = ops.get(change.op, 0) + 1
-    return {"mandatory": len(report.at_level("mandatory")), "advisory": len(report.at_level("advisory")),
+    config = len(placeholders(result.recording.outputs))
+    # Example values are advisories too (they do not fail a preview); `config` says how many of them.
+    return {"mandatory": len(report.at_level("mandatory")), "advisory": len(report.at_level("advisory")) + config,
+            "config": config,
             "remediated": len(report.remediations), "notApplicable": len(report.not_applicable),
             "notRun": len(report.not_run), "checkFailures": len(result.recording.check_failures),
             "stateErrors": len(result.state_errors), "changes": dict(sorted(ops.items()))}
 
 
 def warnings(result: PlanResult) -> list[str]:
-    """Config, program and pack warnings."""
-    logged = [f"program {level}: {message}" for level, message in result.recording.logs]
+    """Config, program and pack warnings (not the program's warnings about example values: those are findings)."""
+    from sarkops.plan.config_findings import placeholders
+
+    reported = {p.message for p in placeholders(result.recording.outputs)}
+    logged = [f"program {level}: {message}" for level, message in result.recording.logs
+              if not (level == "warning" and message in reported)]
     return [*result.config.warnings, *logged, *result.report.warnings]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sarkops.plan.findings import findings
 from sarkops.plan.render.common import counts, ordered_violations, scrubber, stable, urn_type_name, warnings
 
 if TYPE_CHECKING:
@@ -22,7 +23,10 @@ def _resources(result: PlanResult) -> list[dict[str, Any]]:
         op = change.op if change else ("same" if r.urn in existing else "create")
         entry: dict[str, Any] = {
             "urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "dependencies": list(r.dependencies),
-            "protect": r.protect, "inputs": stable(masked(r.inputs)), "op": op}
+            "protect": r.protect, "inputs": stable(masked(r.inputs)), "op": op,
+            # Where the program created it, relative to the project dir (the engine's project:///<file>#<line>).
+            "source": {"file": r.source.relative_to(result.project.dir), "line": r.source.line}
+            if r.source is not None else None}
         if r.custom:
             entry["outputs"] = stable(masked(r.outputs))
         if change is not None and change.op in ("update", "replace"):
@@ -80,6 +84,10 @@ def to_json(result: PlanResult) -> dict[str, Any]:
                          for name, entry in sorted(report.config[pack.name].items())},
         } for pack in result.packs],
         "warnings": [scrub.text(w) for w in warnings(result)],
+        # Everything above that a reviewer must look at, in one list with source positions (the text
+        # report's and SARIF's model): errors, policy results, example config values, policies not run.
+        "findings": [{"source": f.source, "level": f.level, "rule": f.rule, "pack": f.pack, "severity": f.severity,
+                      "urn": f.urn, "message": f.message, "file": f.file, "line": f.line} for f in findings(result)],
         "summary": {**counts(result), "resources": len(rec.resources), "passed": not result.failed},
     }
     if result.baseline is not None:

@@ -3,7 +3,8 @@
 It works on the ``--json`` document (not on a live result), so the pipeline can render a plan
 file produced by another job. Sections: verdict; what changes against the baseline (when the
 plan was made with ``--baseline``); check failures and deployment errors; violations by level;
-the policies that could not run; warnings.
+the example config values to set before ``pulumi up`` (``findings`` of source ``config``, with
+their line in the stack file); the policies that could not run; warnings.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def render_summary(plan: Mapping[str, Any]) -> str:
         "first preview (computed outputs unknown)" if mode.get("firstPreview", True) else "known outputs"
     lines = [f"### Offline plan: {plan.get('project')} / {plan.get('stack')} — {verdict}", "",
              f"{summary.get('resources', len(plan.get('resources') or []))} resources; "
-             f"{summary.get('mandatory', 0)} mandatory and {summary.get('advisory', 0)} advisory violations; "
+             f"{summary.get('mandatory', 0)} mandatory and {summary.get('advisory', 0)} advisory violations"
+             + (f" ({summary['config']} of them example config values)" if summary.get("config") else "") + "; "
              f"{summary.get('remediated', 0)} remediated. {summary.get('checkFailures', 0)} check failures; "
              f"{summary.get('notRun', 0)} policy results not run during the preview ({kind}). Mock runtime: provider "
              "defaults and the live account are not known here — the `pulumi preview` job shows the real diff.", ""]
@@ -73,11 +75,20 @@ def render_summary(plan: Mapping[str, Any]) -> str:
                     [[e.get("when", ""), _name(e.get("urn")), e.get("op", ""), e.get("message", "")]
                      for e in plan.get("stateErrors") or []])
     order = {"mandatory": 0, "advisory": 1}
-    violations = sorted(plan.get("violations") or [],
+    # A policy that could not run is listed once, in its own table below.
+    not_run = {(n.get("pack"), n.get("policy"), n.get("urn")) for n in plan.get("notRun") or []}
+    decided = [v for v in plan.get("violations") or []
+               if not (v.get("enforcementLevel") == "advisory" and (v.get("pack"), v.get("policy"), v.get("urn"))
+                       in not_run)]
+    violations = sorted(decided,
                         key=lambda v: (order.get(str(v.get("enforcementLevel")), 2), v.get("policy", "")))
     lines += _table("| level | policy | resource | message |",
                     [[v.get("enforcementLevel", ""), v.get("policy", ""), _name(v.get("urn")), v.get("message", "")]
                      for v in violations])
+    config = [f for f in plan.get("findings") or [] if f.get("source") == "config"]
+    lines += _table("| set before `pulumi up` | where |",
+                    [[f.get("message", ""), f"{f.get('file')}:{f.get('line')}" if f.get("line") else f.get("file", "")]
+                     for f in config])
     lines += _table("| not run | resource | why |",
                     [[n.get("policy", ""), _name(n.get("urn")), n.get("reason", "")] for n in plan.get("notRun") or []])
     for warning in plan.get("warnings") or []:

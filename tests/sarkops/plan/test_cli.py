@@ -76,11 +76,13 @@ def test_json_shape(webapp_json: dict[str, Any]) -> None:
     for resource in webapp_json["resources"]:
         custom = resource["type"] != "fixture:app:WebApp"
         assert list(resource) == ["urn", "type", "name", "parent", "dependencies", "protect", "inputs", "op",
-                                  *(["outputs"] if custom else [])]
+                                  "source", *(["outputs"] if custom else [])]
+        assert resource["source"]["file"] == "__main__.py"
+        assert resource["source"]["line"] > 0
         assert resource["op"] == "create"
     for violation in webapp_json["violations"]:
         assert list(violation) == ["pack", "policy", "enforcementLevel", "severity", "urn", "message"]
-    assert webapp_json["summary"] == {"mandatory": 0, "advisory": 2, "remediated": 1, "notApplicable": 0,
+    assert webapp_json["summary"] == {"mandatory": 0, "advisory": 2, "config": 0, "remediated": 1, "notApplicable": 0,
                                       "notRun": 1, "checkFailures": 0, "stateErrors": 0, "changes": {"create": 12},
                                       "resources": 13, "passed": True}
 
@@ -136,14 +138,18 @@ def test_text_report(webapp_text: subprocess.CompletedProcess[str]) -> None:
     assert webapp_text.returncode == 0, webapp_text.stderr
     out = webapp_text.stdout
     assert "  pulumi:pulumi:Stack webapp-test\n    fixture:app:WebApp app\n      aws:ec2/vpc:Vpc app-vpc\n" in out
-    assert "      aws:rds/instance:Instance app-db [protected]\n" in out
-    assert out.index("Mandatory violations: none") < out.index("Advisory violations (2):") < \
-        out.index("Remediated (1):")
-    assert ("  demo-rds-password-length [medium] on aws:rds/instance:Instance app-db: master password '[secret]' "
-            "is shorter than 32 characters.\n") in out
+    assert "  !   aws:rds/instance:Instance app-db [protected]  <- 1 advisory\n" in out
+    assert "      aws:s3/bucket:Bucket app-assets  <- 1 remediated\n" in out
+    # Summary, then findings, then the policies not run, then the tree.
+    assert out.index("Summary:") < out.index("Findings (1):") < out.index("Policies not run") < \
+        out.index("Resources (13;")
+    assert ("  advisory  demo-rds-password-length [medium] on aws:rds/instance:Instance app-db  at __main__.py:32\n"
+            "      master password '[secret]' is shorter than 32 characters.\n") in out
     assert "  demo-bucket-managed-by-tag [low] on aws:s3/bucket:Bucket app-assets: remediated: tags\n" in out
-    assert out.rstrip().endswith("Summary: 0 mandatory, 2 advisory, 1 remediated, 0 not applicable, 1 not run; "
-                                 "0 check failures; 13 resources; passed")
+    summary = ("Summary: 0 mandatory, 2 advisory, 1 remediated, 0 not applicable, 1 not run; 0 check failures; "
+               "13 resources; passed")
+    assert out.splitlines()[2] == summary
+    assert out.rstrip().endswith(summary)
 
 
 # --- exit status --------------------------------------------------------------------------
@@ -151,8 +157,9 @@ def test_text_report(webapp_text: subprocess.CompletedProcess[str]) -> None:
 def test_mandatory_violation_exits_1() -> None:
     result = plan("--project", INSECURE, "--stack", "test", "--policy-pack", DEMO)
     assert result.returncode == 1, result.stderr
-    assert ("  demo-rds-hardening [high] on aws:rds/instance:Instance public-db: "
-            "RDS instance must not be publicly accessible.\n") in result.stdout
+    assert ("  MANDATORY demo-rds-hardening [high] on aws:rds/instance:Instance public-db  at __main__.py:6\n"
+            "      RDS instance must not be publicly accessible.\n") in result.stdout
+    assert "  x aws:rds/instance:Instance public-db  <- 2 mandatory, 1 advisory\n" in result.stdout
     assert "FAILED: mandatory policy violations" in result.stdout
 
 

@@ -248,10 +248,12 @@ def test_state_in_json_and_text(stateful: PlanResult) -> None:
     assert by_name["old-alerts"]["op"] == "delete"
     assert document["summary"]["changes"] == {"create": 1, "delete": 2, "replace": 1, "same": 2, "update": 1}
     text = render_text(stateful)
-    assert "+-  aws:rds/instance:Instance orders-db [protected] (replace: username; replacement forced by " \
-           "username)\n" in text
+    # The operation column, then the mark of a resource with a finding (x: fails the plan).
+    assert "+-x aws:rds/instance:Instance orders-db [protected] (replace: username; replacement forced by " \
+           "username)  <- 1 error\n" in text
     assert " ~  aws:s3/bucket:Bucket assets (update: tags)\n" in text
     assert " -  aws:sns/topic:Topic old-alerts (delete: in the state, not in the program)\n" in text
+    assert " -x aws:ebs/volume:Volume scratch (delete: in the state, not in the program)  <- 1 error\n" in text
 
 
 def test_changing_the_username_back_makes_the_database_same() -> None:
@@ -298,7 +300,7 @@ def test_baseline_against_a_changed_config(tmp_path: Path) -> None:
     assert baseline["fixedViolations"] == []
     text = sarkops("plan", "--project", str(WEBAPP), "--stack", "test", "--policy-pack", str(DEMO),
                    "-c", "publiclyAccessible=true", "--baseline", str(base)).stdout
-    assert text.index("Compared with") < text.index("Resources:")
+    assert text.index("Compared with") < text.index("Resources (")
     assert "  ~ aws:rds/instance:Instance app-db: publiclyAccessible\n" in text
     markdown = render_summary(json.loads(after.stdout))
     assert "**Against the baseline**: 0 added, 0 removed, 1 changed; 2 new and 0 fixed violations." in markdown
