@@ -7,7 +7,8 @@ emulation (:mod:`sarkops.plan.planner`), evaluates the policy packs and prints t
 By default the plan models ``pulumi preview`` of a stack that does not exist yet: outputs the
 provider computes are ``[unknown]``. ``--known-outputs`` gives every output a mock value instead
 (the after-deploy view); ``--state FILE`` previews an update against a ``pulumi stack export``;
-``--baseline PLAN.json`` compares with an earlier plan.
+``--baseline PLAN.json`` compares with an earlier plan. ``--watch`` stays running and plans again
+whenever a file of the project or a pack changes (:mod:`sarkops.plan.watch`).
 
 Exit status: 0 nothing a real deployment would refuse; 1 mandatory violations, check failures
 (names AWS refuses) or deployment errors (replacing or deleting a protected resource); 2 a
@@ -60,11 +61,18 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--baseline", type=Path, metavar="PLAN.json",
                         help="an earlier `sarkops plan --json` (e.g. of the base branch) to compare with")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the text report")
+    parser.add_argument("--watch", action="store_true",
+                        help="stay running: plan again whenever a file of the project or a policy pack changes, "
+                             "printing each plan's time; Ctrl-C stops (exit status 130)")
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``plan`` for parsed arguments; returns the exit status."""
+    if getattr(args, "watch", False):
+        from sarkops.plan.watch import watch
+
+        return watch(args, main)
     from sarkops.plan.planner import run_plan
 
     debug = os.environ.get("SARKOPS_DEBUG") == "1"
