@@ -1,6 +1,6 @@
 """Benchmark: the plan as a whole process, side by side with a process that only imports what the plan imports.
 
-Usage: python scripts/bench.py [--runs N] [--max-ratio R] [-- extra `sarkops plan` arguments]
+Usage: python scripts/bench.py [--runs N] [--max-ratio R] [--save-modules FILE] [-- `sarkops plan` arguments]
 
 What a reviewer waits for is a whole ``python -m sarkops plan`` process. Most of it is importing
 the SDKs (pulumi_aws generates thousands of classes), which this project cannot change; the
@@ -105,6 +105,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed rounds after the warm-up (default 7)")
     parser.add_argument("--max-ratio", type=float, metavar="R",
                         help="exit 1 if the median wall-time ratio plan/baseline is above R (the goal: 1.3)")
+    parser.add_argument("--save-modules", type=Path, metavar="FILE",
+                        help="write the baseline's module list (JSON) to FILE, to see exactly what it imports")
     parser.add_argument("plan_args", nargs="*", help="arguments for `sarkops plan` (default: --stack production)")
     args = parser.parse_args()
     if args.runs < 1:
@@ -119,6 +121,8 @@ def main() -> int:
           f"{len(modules)} third-party modules ({sum(m.startswith('pulumi_aws.') for m in modules)} of pulumi_aws)")
 
     module_list = json.dumps(modules).encode()
+    if args.save_modules is not None:
+        args.save_modules.write_bytes(module_list)
     commands = {"plan": ([sys.executable, "-m", "sarkops", *plan_argv], b""),
                 "GC off": ([sys.executable, "-c", BASELINE], module_list),
                 "GC off, frozen": ([sys.executable, "-c", BASELINE, "--freeze"], module_list)}
