@@ -68,9 +68,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-## Wall time of `python -m sarkops plan` as a whole process, several runs, min and median.
+## The plan as a whole process beside an import-only process of the same SDK modules, and the ratio
+## (scripts/bench.py; README, Performance). ARGS='--runs 3' or ARGS='-- --stack staging'.
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py --runs 7
+	$(BIN)/python scripts/bench.py --runs 7 $(ARGS)
 
 ## Real use, with the Pulumi CLI and AWS credentials (not available offline).
 PULUMI_MISSING = { printf '%s\n' \
