@@ -94,22 +94,51 @@ def main(argv: list[str] | None = None) -> int:
     sets off full garbage collections that find almost nothing. With the collector off, a
     200-resource plan took 2.6 s instead of 3.9 s at the same peak memory (168 MB).
     """
+    whole_process = argv is None
     if argv is None:
         gc.disable()
         argv = sys.argv[1:]
-    # Import only the command being run; the others are loaded for --help and errors.
-    only = argv[0] if argv and argv[0] in COMMANDS else None
-    args = build_parser(only).parse_args(argv)
-    missing = missing_modules()
-    if missing:
-        print(missing_dependencies_message(missing), file=sys.stderr)
-        return 2
     try:
+        # Import only the command being run; the others are loaded for --help and errors.
+        only = argv[0] if argv and argv[0] in COMMANDS else None
+        args = build_parser(only).parse_args(argv)
+        missing = missing_modules()
+        if missing:
+            print(missing_dependencies_message(missing), file=sys.stderr)
+            return 2
         return int(args.handler(args))
     except BrokenPipeError:
-        # Output piped into `head` and the like: stop quietly, as other CLI tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    finally:
+        if whole_process:
+            _freeze_before_exit()
+
+
+def _silence_stdout() -> None:
+    """Output piped into `head` and the like: stop quietly, as other CLI tools do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _freeze_before_exit() -> None:
+    """Flush the output, then move every live object out of the collector's reach.
+
+    The interpreter runs a full collection while it shuts down, even with the collector
+    disabled; after a plan that walked some 530,000 objects (the SDK classes, the recording,
+    the report) and found nothing to free, 0.8-1.3 s of a 3.4 s plan. Frozen objects
+    (``gc.freeze()``) are never examined, so the process ends as soon as the modules are
+    released. Nothing is lost: the output is flushed here, and the exit status is the
+    caller's return value.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            if stream is sys.stdout:
+                _silence_stdout()
+        except (OSError, ValueError):  # closed or unusable: nothing left to write there
+            pass
+    gc.freeze()
 
 
 if __name__ == "__main__":

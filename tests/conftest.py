@@ -92,14 +92,21 @@ session's production plan, so they fill the workers' idle time at the end of a r
 _MOTO_GROUP = "moto"
 _MOTO_MODULES = (
     "tests/components/test_app_hosts.py",
+    "tests/components/test_release.py",
     "tests/components/test_secret_rotation_lambda.py",
+    "tests/scripts/test_newest_ami.py",
+    "tests/test_rollback.py",
     "tests/verify/test_cli.py",
+    "tests/verify/test_empty_account.py",
     "tests/verify/test_moto_account.py",
 )
-"""Modules that use moto: kept on one worker, in collection order. The two tests/verify modules share the session's
-moto server (tests/verify/conftest.py; only one worker pays its start and first account, ~4 s); the two component
-modules use moto in-process (``mock_aws()``), which fails once that server has started in the same process
-(``GetSecretValue`` finds no AWSCURRENT after a rotation), so they must run before it, as they do in a serial run."""
+"""Modules that use moto: kept on one worker, in collection order. The tests/verify modules share the session's
+moto server (tests/verify/conftest.py; only one worker pays its start and first account, ~4 s); the others use moto
+in-process (``mock_aws()``), which fails once that server has started in the same process (``GetSecretValue``
+finds no AWSCURRENT after a rotation) and resets the backends the server shares (its certificate is gone), so they
+must run before it, as they do in a serial run. Every module that uses either belongs here: one left out runs on
+whichever worker is free, and fails or breaks the server depending on the order (tests/test_conftest.py's
+``test_every_module_using_moto_is_in_the_moto_group`` keeps the list complete)."""
 
 
 def xdist_group_of(nodeid: str) -> str | None:

@@ -66,3 +66,29 @@ def test_a_worker_that_ran_no_mutation_hands_over_nothing() -> None:
     controller = SimpleNamespace(stash=pytest.Stash())
     conftest.pytest_testnodedown(SimpleNamespace(config=controller, workeroutput=worker.config.workeroutput), None)
     assert conftest.MUTATIONS not in controller.stash
+
+
+_SERVER_FIXTURES = {"moto_endpoint", "account", "shared", "verify_clients", "empty_session"}
+
+
+def _uses_moto(path: Path) -> bool:
+    """The module imports moto (in-process mocks), or a test or fixture in it takes a moto-server fixture."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "moto":
+            return True
+        if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "moto" for alias in node.names):
+            return True
+        if isinstance(node, ast.FunctionDef) and path.parent.name == "verify" and \
+                {arg.arg for arg in node.args.args} & _SERVER_FIXTURES:
+            return True
+    return False
+
+
+def test_every_module_using_moto_is_in_the_moto_group() -> None:
+    users = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("test_*.py") if _uses_moto(path))
+    assert users == sorted(conftest._MOTO_MODULES)
+    assert "tests/verify/test_moto_account.py" in users  # the detection sees the server's users
+    assert "tests/test_rollback.py" in users  # and moto in-process

@@ -87,6 +87,30 @@ def test_set_up_output_goes_to_stderr_and_runs_once(venv: Path) -> None:
     assert len((venv / "pip-calls").read_text().splitlines()) == 2
 
 
+COMPILE_ARGS = "python-args: -m compileall -q sarkops components policies stack_config.py __main__.py"
+
+
+def test_set_up_byte_compiles_the_project_once(venv: Path) -> None:
+    first = make("plan-json", f"VENV={venv}")
+    assert first.returncode == 0, first.stderr
+    assert COMPILE_ARGS in first.stderr.splitlines()
+    assert "compileall" not in first.stdout
+    again = make("plan-json", f"VENV={venv}")
+    assert "compileall" not in again.stderr
+
+
+def test_a_module_that_does_not_compile_does_not_stop_the_set_up(tmp_path: Path) -> None:
+    """compileall prints the syntax error; the plan then reports it itself, with its exit status 2."""
+    python = ('#!/bin/sh\nif [ "$2" = compileall ]; then echo "*** SyntaxError in components/x.py"; exit 1; fi\n'
+              'echo "python-args: $*"\nexit 0\n')
+    venv = stand_in_venv(tmp_path / "venv", python=python)
+    result = make("plan", f"VENV={venv}")
+    assert result.returncode == 0, result.stderr
+    assert "SyntaxError in components/x.py" in result.stderr
+    assert result.stdout == "python-args: -m sarkops plan --stack production\n"
+    assert list(venv.glob(".installed-*"))
+
+
 def test_args_and_stack_reach_the_command(venv: Path) -> None:
     result = make("plan", f"VENV={venv}", "STACK=staging", "ARGS=-c sark-infra:appMinSize=3 --quiet")
     assert result.returncode == 0, result.stderr

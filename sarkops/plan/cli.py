@@ -9,7 +9,8 @@ provider computes are ``[unknown]``. ``--known-outputs`` gives every output a mo
 (the after-deploy view); ``--state FILE`` previews an update against a ``pulumi stack export``;
 ``--baseline PLAN.json`` compares with an earlier plan. ``--quiet`` prints only the findings and the
 summary; colour only on a terminal and never under ``NO_COLOR``; ``--sarif FILE`` also writes the
-findings as SARIF 2.1.0 (:mod:`sarkops.plan.render.sarif`).
+findings as SARIF 2.1.0 (:mod:`sarkops.plan.render.sarif`). ``--watch`` stays running and plans
+again whenever a file of the project or a pack changes (:mod:`sarkops.plan.watch`).
 
 Exit status: 0 nothing a real deployment would refuse; 1 mandatory violations, check failures
 (names AWS refuses) or deployment errors (replacing or deleting a protected resource); 2 a
@@ -66,6 +67,9 @@ def add_parser(subparsers: Any) -> None:
                         help="text report: only the findings and the summary (no tree, outputs or details)")
     parser.add_argument("--sarif", type=Path, metavar="FILE",
                         help="also write the findings as SARIF 2.1.0 (for GitHub code scanning) to FILE")
+    parser.add_argument("--watch", action="store_true",
+                        help="stay running: plan again whenever a file of the project or a policy pack changes, "
+                             "printing each plan's time; Ctrl-C stops (exit status 130)")
     parser.set_defaults(handler=main)
 
 
@@ -80,6 +84,10 @@ def use_color(stream: Any) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``plan`` for parsed arguments; returns the exit status."""
+    if getattr(args, "watch", False):
+        from sarkops.plan.watch import watch
+
+        return watch(args, main)
     from sarkops.plan.planner import run_plan
 
     debug = os.environ.get("SARKOPS_DEBUG") == "1"

@@ -501,9 +501,10 @@ def _initial_config_warnings(pack: LoadedPack) -> list[str]:
 class _MemoJsonFormat:
     """Stands in for ``json_format`` inside ``pulumi_policy.policy`` during one evaluation.
 
-    The servicer converts a request's properties with ``MessageToDict`` once per policy (and,
-    in AnalyzeStack, every resource once per stack policy): with 40 policies and 200 resources
-    that was 19,000 conversions and a third of the evaluation time. The result is only read
+    The servicer's ``Analyze`` converts a request's properties with ``MessageToDict`` once per
+    policy (and its ``AnalyzeStack`` every resource once per stack policy, before
+    :mod:`sarkops.plan.stack_policies` replaced it): with 40 policies and 200 resources that was
+    19,000 conversions and a third of the evaluation time. The result is only read
     (``deserialize_properties`` builds new containers), so one conversion per message is
     enough; the memo holds each message, so an ``id`` cannot be reused while it is cached.
     """
@@ -528,8 +529,9 @@ class _MemoJsonFormat:
 class _MemoDeserialize:
     """Stands in for ``deserialize_properties`` inside ``pulumi_policy.policy`` during one evaluation.
 
-    After the ``MessageToDict`` memo, the servicer still rebuilds every resource's properties
-    once per stack policy. Sharing one result is safe where the servicer wraps it in
+    After the ``MessageToDict`` memo, ``Analyze`` still rebuilds a resource's properties once per
+    policy (``AnalyzeStack`` no longer goes through the servicer: :mod:`sarkops.plan.stack_policies`
+    builds its resources once). Sharing one result is safe where the servicer wraps it in
     ``unknown_checking_proxy``, which copies every mapping and list it wraps, so no policy can
     change what the next one sees. ``Remediate`` (``proxy_secrets=True``) hands the result to
     remediations that rewrite it in place, so that path is never shared.
@@ -698,8 +700,8 @@ class _Evaluation:
                 self.report.violations.extend(_violations(pack, response, resource.urn))
                 self.report.not_applicable.extend(_not_applicable(pack, response, resource.urn))
 
-    def analyze_stack(self) -> None:
-        """Step 3: AnalyzeStack over every resource's outputs, the root stack included (the
+    def stack_request(self) -> Any:
+        """The ``AnalyzeStackRequest``: every resource's outputs, the root stack included (the
         engine sends the whole snapshot, so top-level resources have the stack as parent)."""
         from pulumi.runtime import proto
 
@@ -716,8 +718,17 @@ class _Evaluation:
             provider = self.providers.for_resource(resource) if resource.custom else None
             if provider is not None:
                 entry.provider.CopyFrom(provider)
+        return request
+
+    def analyze_stack(self) -> None:
+        """Step 3: AnalyzeStack once per pack, over :meth:`stack_request`."""
+        from sarkops.plan.stack_policies import analyze_stack
+
+        request = self.stack_request()
         for pack, servicer, _ in self.servicers:
-            response = _call(pack, servicer.AnalyzeStack, request, "")
+            # The SDK's AnalyzeStack, with the resources built once for all the pack's stack policies.
+            response = _call(pack, lambda request, _context, servicer=servicer: analyze_stack(servicer, request),
+                             request, "")
             self.report.violations.extend(_violations(pack, response, ""))
             self.report.not_applicable.extend(_not_applicable(pack, response, ""))
 

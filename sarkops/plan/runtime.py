@@ -507,7 +507,9 @@ class _LogCapture:
 
     def __init__(self) -> None:
         self.records: list[tuple[str, str]] = []
-        self.logger = logging.Logger("sarkops.program", level=logging.DEBUG)
+        # WARNING, not DEBUG: the SDK logs several debug lines per resource ("registering ...",
+        # "resource registration successful"), and a record built for each was thrown away here.
+        self.logger = logging.Logger("sarkops.program", level=logging.WARNING)
         self.logger.propagate = False
         capture = self
 

@@ -73,3 +73,43 @@ def test_the_hint_without_a_venv_says_how_to_make_one(tmp_path: Path, monkeypatc
     assert "cannot import 'pulumi', 'boto3'" in message
     assert f"Create it with `make venv` in {tmp_path}" in message
     assert f"then run {tmp_path}/.venv/bin/sarkops." in message
+
+
+FROZEN_RUN = """
+import gc, json, sys
+from sarkops.__main__ import main
+sys.argv = ["sarkops", *json.loads(sys.argv[1])]
+status = main()
+print(json.dumps({"status": status, "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
+                  "enabled": gc.isenabled()}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(("project", "status"), [("webapp", 0), ("insecure", 1)])
+def test_the_process_freezes_its_heap_before_exit_and_keeps_status_and_output(project: str, status: int) -> None:
+    """Teardown's full collection has nothing left to walk; the report and the exit status are intact."""
+    argv = ["plan", "--project", f"tests/fixtures/projects/{project}", "--stack", "test", "--policy-pack",
+            "tests/fixtures/packs/demo", "--json"]
+    result = run([sys.executable, "-c", FROZEN_RUN, json.dumps(argv)], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    after = json.loads(result.stderr.strip().splitlines()[-1])
+    assert after["status"] == status
+    assert not after["enabled"]
+    # Everything the plan left alive is frozen: a few objects created since, against the whole heap.
+    assert after["frozen"] > 100_000
+    assert after["tracked"] < 1_000
+    document = json.loads(result.stdout)  # flushed, whole
+    assert document["summary"]["passed"] is (status == 0)
+
+
+def test_a_caller_passing_argv_keeps_its_collector(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the whole process (the script, ``python -m sarkops``) freezes; ``main(argv)`` in a program does not."""
+    import gc
+
+    from sarkops.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
+    assert "sarkops" in capsys.readouterr().out
