@@ -127,7 +127,10 @@ def test_user_data_tags_and_parameters_hold_no_secret(plan: PlanResult, generate
 
 
 def test_no_generated_value_in_the_log_or_the_plan_report(plan: PlanResult, generated: dict[str, str]) -> None:
-    text = render_text(plan) + json.dumps(to_json(plan)) + json.dumps(plan.recording.logs)
+    from sarkops.plan.render.sarif import to_sarif
+
+    text = (render_text(plan) + render_text(plan, quiet=True) + json.dumps(to_json(plan)) + json.dumps(to_sarif(plan))
+            + json.dumps(plan.recording.logs))
     assert [source for value, source in generated.items() if value in text] == []
 
 
