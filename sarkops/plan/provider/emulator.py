@@ -15,18 +15,6 @@ from sarkops.plan.state import PriorState
 __all__ = ["CheckFailure", "NameCheck", "ProviderEmulator"]
 
 
-def _plain(value: Any) -> Any:
-    from pulumi.runtime import rpc
-
-    if rpc.is_rpc_secret(value):
-        return _plain(value["value"])
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 class ProviderEmulator:
     """Provider Check, diff and preview outputs for one program run.
 
@@ -45,8 +33,10 @@ class ProviderEmulator:
 
     def check(self, urn: str, type_: str, name: str, inputs: Mapping[str, Any]) -> NameCheck:
         """The provider's Check: names filled in (known from here on) and the failures a preview shows."""
+        from sarkops.plan.runtime import plain  # runtime imports this module
+
         old = self.prior.get(urn) if self.prior is not None else None
-        result = names.check(type_, name, urn, _plain(dict(inputs)), old.inputs if old else None,
+        result = names.check(type_, name, urn, plain(dict(inputs)), old.inputs if old else None,
                              is_unknown=lambda value: value == unknowns.UNKNOWN)
         with self._lock:
             self.check_failures.extend(result.failures)
