@@ -289,6 +289,7 @@ rotations = SecretRotations(
         database_name=database.database_name,
         reserved_concurrency=cfg.secrets.rotation_reserved_concurrency,
         bootstrap_after=[database, secrets],
+        route_out=network.app_route_out,
         timescale_ready=[timescale.ready] if timescale.ready is not None else [],
     ),
 )

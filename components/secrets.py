@@ -343,6 +343,12 @@ class SecretRotationsArgs:
     bootstrap_after: Sequence[pulumi.Resource] = ()
     """What the app-role bootstrap invocation waits for (the database instance, the secrets' first values)."""
 
+    route_out: Sequence[pulumi.Resource] = ()
+    """The route out of the Lambda's subnets (``Network.app_route_out``: NAT gateways, default routes,
+    route-table associations). The bootstrap invocation and every rotation's first test run the
+    Lambda at once, and it calls Secrets Manager, SSM and CloudWatch: on a first ``pulumi up`` they
+    must not start before the subnets have a route to those APIs."""
+
     app_role: str = "app"
     """Value of the ``sark:role`` tag of the app hosts that are restarted after a rotation."""
 
@@ -525,7 +531,7 @@ class SecretRotations(pulumi.ComponentResource):
             function_name=function.name,
             input=json.dumps({"action": "bootstrap"}),
             triggers={"grants": APP_ROLE_VERSION, "instance": args.db_instance_identifier},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, *args.bootstrap_after]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, *args.bootstrap_after, *args.route_out]),
         )
 
         self.rotated = tuple(ROTATED_KINDS)
@@ -540,7 +546,7 @@ class SecretRotations(pulumi.ComponentResource):
                 opts=child,
             )
             # Configuring rotation runs the Lambda's testSecret at once: it must find what it tests.
-            ready: list[pulumi.Resource] = [permission, policy]
+            ready: list[pulumi.Resource] = [permission, policy, *args.route_out]
             if env_var == "POSTGRES_PASSWORD":
                 ready.append(bootstrap)
             elif env_var == "TIMESCALE_PASSWORD":

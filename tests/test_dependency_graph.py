@@ -107,3 +107,18 @@ def test_timescale_host_waits_for_the_data_subnets_route_out() -> None:
     instance = rec.one("aws:ec2/instance:Instance")
     waits_for = upstream(rec, [instance.urn])
     assert sorted(name for urn, name in _route_out(rec, "data").items() if urn not in waits_for) == []
+
+
+def test_the_rotation_lambda_runs_only_after_its_subnets_route_out() -> None:
+    """The app-role bootstrap and each rotation's first test invoke the Lambda at once; in the app
+    subnets it reaches Secrets Manager, SSM and CloudWatch only once their route out exists."""
+    rec = plan()
+    route_out = _route_out(rec, "app")
+    bootstrap = rec.by_type("aws:lambda/invocation:Invocation")
+    rotations = rec.by_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert len(bootstrap) == 1
+    assert len(rotations) >= 4  # SECRET_KEY, both database logins, the cache token (and the master)
+    first_runs = [*bootstrap, *rotations]
+    for resource in first_runs:
+        missing = sorted(name for urn, name in route_out.items() if urn not in upstream(rec, [resource.urn]))
+        assert missing == [], f"{resource.name} may run the Lambda before {missing}"
