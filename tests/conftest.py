@@ -17,16 +17,60 @@ by Check). Outputs keep concrete mock values by default, so tests can assert on 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from sarkops.plan.runtime import Recording, run_program
 
 if TYPE_CHECKING:
     from sarkops.plan import PlanResult
+
+# --------------------------------------------------------------------------------------
+# Cheaper moto and botocore in the test processes (nothing here changes what a test sees)
+# --------------------------------------------------------------------------------------
+
+# moto's EC2 backend parses its ~1,300 default AMIs each time it is created: per test under ``mock_aws()``, per
+# account and region on the moto server, ~0.2 s each. No test here uses them (tests/scripts/test_newest_ami.py
+# turns them back on for its own backend, to search beside moto's public images). Subprocesses inherit it.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+class _PathsOnce(list[str]):
+    """A loader's search path, to which boto3 appends its data directory once per ``boto3.Session``."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _share_botocore_loaders() -> None:
+    """One botocore data loader per search path for the whole process, instead of one per session.
+
+    Every ``boto3.Session`` (and ``boto3.client`` under ``mock_aws()``, which clears boto3's default session)
+    gets a fresh loader that parses the service models again: ~5 ms a file, hundreds of times a run. The
+    loader caches read-only model data (botocore/loaders.py, ``instance_cache``), which every client of one
+    session already shares, so sharing it between sessions changes nothing a client sees.
+    """
+    create_loader = botocore.loaders.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loader = create_loader(search_path_string)
+            loader._search_paths = _PathsOnce(loader.search_paths)  # boto3 appends to it
+            loaders[search_path_string] = loader
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader  # what Session's data_loader component calls
+
+
+_share_botocore_loaders()
 
 PROJECT = "sark-infra"
 STACK = "test"
