@@ -18,6 +18,7 @@ by Check). Outputs keep concrete mock values by default, so tests can assert on 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     terminalreporter.write_line(line)
     if missed:
         terminalreporter.write_line(f"not caught: {', '.join(missed)}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    """Keep pytest's rewritten test modules (tests/**/__pycache__/*-pytest-*.pyc) even under PYTHONDONTWRITEBYTECODE.
+
+    Rewriting the asserts of every test module costs each xdist worker ~3 s of its start, every run; pytest reads
+    a cached rewrite whenever one exists (_pytest/assertion/rewrite.py, ``AssertionRewritingHook.exec_module``) but
+    writes one only when ``sys.dont_write_bytecode`` is false. Only during collection: modules a test writes and
+    imports later (fixture projects copied to tmp_path, edited within the same second) never get a .pyc that
+    could go stale.
+    """
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 # --------------------------------------------------------------------------------------
