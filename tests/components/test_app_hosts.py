@@ -44,6 +44,7 @@ from components.app_hosts import (
 )
 from sarkops.plan.policy_runner import evaluate, load_pack
 from sarkops.plan.runtime import RecordedResource, Recording, plain
+from tests.conftest import record_program
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +78,10 @@ def args(**overrides: Any) -> AppHostsArgs:
     return AppHostsArgs(**values)
 
 
-@pytest.fixture
-def rec(record: Record) -> Recording:
-    return record(lambda: AppHosts("app", args()), {"aws:region": "us-east-1"})
+@pytest.fixture(scope="module")
+def rec() -> Recording:
+    """The component with the default args, recorded once for the tests that only read it."""
+    return record_program(lambda: AppHosts("app", args()), {"aws:region": "us-east-1"})
 
 
 def user_data(template: RecordedResource) -> str:
