@@ -17,6 +17,7 @@ by Check). Outputs keep concrete mock values by default, so tests can assert on 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -222,6 +223,18 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         config.stash.setdefault(MUTATIONS, {}).update(output["sark_mutations"])
     if "sark_mutation_suite_size" in output:
         config.stash[MUTATION_SUITE_SIZE] = output["sark_mutation_suite_size"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Move every live object out of the collector's reach before the process exits.
+
+    The interpreter runs a full collection as it shuts down; after a worker's share of the suite (dozens of plans,
+    the SDKs, moto's backends) that walk found nothing to free and took seconds, while the controller waited for
+    the worker to end. The same reason as ``sarkops.__main__._freeze_before_exit``; nothing runs after this but
+    the interpreter's shutdown.
+    """
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
