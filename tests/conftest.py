@@ -28,10 +28,9 @@ import botocore.loaders
 import botocore.session
 import pytest
 
-from sarkops.plan.runtime import Recording, run_program
-
 if TYPE_CHECKING:
     from sarkops.plan import PlanResult
+    from sarkops.plan.runtime import Recording
 
 # --------------------------------------------------------------------------------------
 # Cheaper moto and botocore in the test processes (nothing here changes what a test sees)
@@ -92,6 +91,9 @@ def record_program(
 
     :param first_preview: outputs the provider computes are unknown, as in a first ``pulumi preview``.
     """
+    # Imported here: the xdist controller loads this file too, and never records anything (~0.15 s of pulumi).
+    from sarkops.plan.runtime import run_program
+
     return run_program(program, project=PROJECT, stack=STACK, config=config, secret_keys=secret_keys,
                        preview=preview, first_preview=first_preview)
 
