@@ -17,16 +17,61 @@ by Check). Outputs keep concrete mock values by default, so tests can assert on 
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import botocore.loaders
+import botocore.session
 import pytest
-
-from sarkops.plan.runtime import Recording, run_program
 
 if TYPE_CHECKING:
     from sarkops.plan import PlanResult
+    from sarkops.plan.runtime import Recording
+
+# --------------------------------------------------------------------------------------
+# Cheaper moto and botocore in the test processes (nothing here changes what a test sees)
+# --------------------------------------------------------------------------------------
+
+# moto's EC2 backend parses its ~1,300 default AMIs each time it is created: per test under ``mock_aws()``, per
+# account and region on the moto server, ~0.2 s each. No test here uses them (tests/scripts/test_newest_ami.py
+# turns them back on for its own backend, to search beside moto's public images). Subprocesses inherit it.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+class _PathsOnce(list[str]):
+    """A loader's search path, to which boto3 appends its data directory once per ``boto3.Session``."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _share_botocore_loaders() -> None:
+    """One botocore data loader per search path for the whole process, instead of one per session.
+
+    Every ``boto3.Session`` (and ``boto3.client`` under ``mock_aws()``, which clears boto3's default session)
+    gets a fresh loader that parses the service models again: ~5 ms a file, hundreds of times a run. The
+    loader caches read-only model data (botocore/loaders.py, ``instance_cache``), which every client of one
+    session already shares, so sharing it between sessions changes nothing a client sees.
+    """
+    create_loader = botocore.loaders.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loader = create_loader(search_path_string)
+            loader._search_paths = _PathsOnce(loader.search_paths)  # boto3 appends to it
+            loaders[search_path_string] = loader
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader  # what Session's data_loader component calls
+
+
+_share_botocore_loaders()
 
 PROJECT = "sark-infra"
 STACK = "test"
@@ -46,6 +91,9 @@ def record_program(
 
     :param first_preview: outputs the provider computes are unknown, as in a first ``pulumi preview``.
     """
+    # Imported here: the xdist controller loads this file too, and never records anything (~0.15 s of pulumi).
+    from sarkops.plan.runtime import run_program
+
     return run_program(program, project=PROJECT, stack=STACK, config=config, secret_keys=secret_keys,
                        preview=preview, first_preview=first_preview)
 
@@ -79,6 +127,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     terminalreporter.write_line(line)
     if missed:
         terminalreporter.write_line(f"not caught: {', '.join(missed)}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Any:
+    """Keep pytest's rewritten test modules (tests/**/__pycache__/*-pytest-*.pyc) even under PYTHONDONTWRITEBYTECODE.
+
+    Rewriting the asserts of every test module costs each xdist worker ~3 s of its start, every run; pytest reads
+    a cached rewrite whenever one exists (_pytest/assertion/rewrite.py, ``AssertionRewritingHook.exec_module``) but
+    writes one only when ``sys.dont_write_bytecode`` is false. Only during collection: modules a test writes and
+    imports later (fixture projects copied to tmp_path, edited within the same second) never get a .pyc that
+    could go stale.
+    """
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 # --------------------------------------------------------------------------------------
@@ -159,6 +225,36 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         config.stash.setdefault(MUTATIONS, {}).update(output["sark_mutations"])
     if "sark_mutation_suite_size" in output:
         config.stash[MUTATION_SUITE_SIZE] = output["sark_mutation_suite_size"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Full (generation 2) collections only when a test process has done ~1,000 young ones, not every ~10.
+
+    A worker's heap holds the SDKs and plans (one production plan leaves ~360,000 tracked objects) and moto's
+    backends; each full collection walks all of it, ~0.4 s, and found next to nothing to free: with the default
+    threshold they took ~20 of the suite's ~120 CPU seconds. Young collections still reclaim short-lived cycles;
+    a worker's peak memory stays ~600 MB. Only this pytest process: subprocesses (``sarkops plan``, bench) run
+    with the interpreter's defaults.
+    """
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1000)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The modules and test items collection loaded live as long as the process: out of every later collection."""
+    gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Move every live object out of the collector's reach before the process exits.
+
+    The interpreter runs a full collection as it shuts down; after a worker's share of the suite (dozens of plans,
+    the SDKs, moto's backends) that walk found nothing to free and took seconds, while the controller waited for
+    the worker to end. The same reason as ``sarkops.__main__._freeze_before_exit``; nothing runs after this but
+    the interpreter's shutdown.
+    """
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ from components.app_hosts import (
 )
 from sarkops.plan.policy_runner import evaluate, load_pack
 from sarkops.plan.runtime import RecordedResource, Recording, plain
+from tests.conftest import record_program
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +78,10 @@ def args(**overrides: Any) -> AppHostsArgs:
     return AppHostsArgs(**values)
 
 
-@pytest.fixture
-def rec(record: Record) -> Recording:
-    return record(lambda: AppHosts("app", args()), {"aws:region": "us-east-1"})
+@pytest.fixture(scope="module")
+def rec() -> Recording:
+    """The component with the default args, recorded once for the tests that only read it."""
+    return record_program(lambda: AppHosts("app", args()), {"aws:region": "us-east-1"})
 
 
 def user_data(template: RecordedResource) -> str:
@@ -738,12 +740,17 @@ def _run_migrate(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess
 
 
 def test_migrate_waits_for_the_install_marker_not_for_cloud_init(tmp_path: Path) -> None:
-    env = _migrate_env(tmp_path, SARK_INSTALL_WAIT_SECONDS="5")
+    env = _migrate_env(tmp_path, SARK_INSTALL_WAIT_SECONDS="15")
+    # A fake sleep that only logs: the test sees the polling without waiting 15 s for it.
+    slept = tmp_path / "slept.log"
+    _fake_bin(tmp_path, {"sleep": f'echo "$*" >> {slept}\n'})  # beside the fakes already on env's PATH
     code = [line for line in (TEMPLATES / "migrate.sh").read_text().splitlines() if not line.lstrip().startswith("#")]
     assert [line for line in code if "cloud-init status" in line] == []
     missing = _run_migrate(env)
     assert missing.returncode == 1
     assert "no install marker" in missing.stderr
+    assert "after 15s" in missing.stderr
+    assert slept.read_text().splitlines() == ["5", "5", "5"]  # polled every 5 s until the limit
     assert not (tmp_path / "calls.log").exists()  # nothing migrated
 
     (tmp_path / "installed").write_text("release=v0.1.0\ncommit=abc123\n")

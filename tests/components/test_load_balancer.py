@@ -20,6 +20,7 @@ from components.load_balancer import (
 )
 from sarkops.plan.policy_runner import evaluate, load_pack
 from sarkops.plan.runtime import RecordedResource, Recording
+from tests.conftest import record_program
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +39,10 @@ def args(**overrides: Any) -> LoadBalancerArgs:
     return LoadBalancerArgs(**values)
 
 
-@pytest.fixture
-def rec(record: Record) -> Recording:
-    return record(lambda: LoadBalancer("lb", args()), {"aws:region": "us-east-1"})
+@pytest.fixture(scope="module")
+def rec() -> Recording:
+    """The component with the default args, recorded once for the tests that only read it."""
+    return record_program(lambda: LoadBalancer("lb", args()), {"aws:region": "us-east-1"})
 
 
 def listener(rec: Recording, port: int) -> RecordedResource:

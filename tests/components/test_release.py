@@ -20,6 +20,7 @@ import pytest
 from components.load_balancer import TRAFFIC_RULE_PRIORITY
 from components.release import GATE_SCRIPT, Release, ReleaseArgs, snapshot_identifier, traffic_weights
 from sarkops.plan.runtime import Recording
+from tests.conftest import record_program
 
 Record = Callable[..., Recording]
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +46,10 @@ def program(**overrides: Any) -> Callable[[], None]:
     return run
 
 
-@pytest.fixture
-def rec(record: Record) -> Recording:
-    return record(program())
+@pytest.fixture(scope="module")
+def rec() -> Recording:
+    """The component with the default args, recorded once for the tests that only read it."""
+    return record_program(program())
 
 
 def test_weighted_forward_between_the_live_releases(rec: Recording) -> None:

@@ -31,6 +31,8 @@ def ec2(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
+    # moto's public images beside ours, as in a real region (tests/conftest.py turns them off elsewhere).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "true")
     with mock_aws():
         yield boto3.client("ec2", region_name="eu-west-1")
 
