@@ -169,6 +169,16 @@ def settings(args: ResourceValidationArgs | StackValidationArgs) -> Settings:
     return Settings(args.get_config() or {})
 
 
+def raise_to_min_days(args: ResourceValidationArgs, prop: str) -> Mapping[str, Any] | None:
+    """Remediation: raise a too-short waiting period in days (``prop``) to the rule's ``minDays``."""
+    minimum = settings(args).int("minDays")
+    days = as_int(args.props.get(prop))
+    if days is None or days >= minimum:
+        return None
+    args.props[prop] = minimum
+    return args.props
+
+
 def _defaults(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {key: spec["default"] for key, spec in schema.items() if spec.get("default") is not None}
 

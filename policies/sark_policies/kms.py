@@ -13,7 +13,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, Severity
 
-from ._base import Anchors, policies_of, resource_rule, settings
+from ._base import Anchors, policies_of, raise_to_min_days, resource_rule, settings
 from ._props import as_bool, as_int
 
 KEY = "aws:kms/key:Key"
@@ -36,12 +36,7 @@ def enable_rotation(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
 
 def lengthen_deletion_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: raise a too-short deletion window to ``minDays``."""
-    minimum = settings(args).int("minDays")
-    days = as_int(args.props.get("deletionWindowInDays"))
-    if days is None or days >= minimum:
-        return None
-    args.props["deletionWindowInDays"] = minimum
-    return args.props
+    return raise_to_min_days(args, "deletionWindowInDays")
 
 
 @resource_rule(

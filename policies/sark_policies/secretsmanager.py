@@ -27,7 +27,7 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from ._base import Anchors, policies_of, resource_rule, settings, stack_rule
+from ._base import Anchors, policies_of, raise_to_min_days, resource_rule, settings, stack_rule
 from ._graph import linked_from, undecided
 from ._props import as_int, as_map, known
 
@@ -49,12 +49,7 @@ _RATE = re.compile(r"^rate\((\d+) days?\)$")
 
 def lengthen_recovery_window(args: ResourceValidationArgs) -> Mapping[str, Any] | None:
     """Remediation: raise a too-short recovery window (or 0, force delete) to ``minDays``."""
-    minimum = settings(args).int("minDays")
-    days = as_int(args.props.get("recoveryWindowInDays"))
-    if days is None or days >= minimum:
-        return None
-    args.props["recoveryWindowInDays"] = minimum
-    return args.props
+    return raise_to_min_days(args, "recoveryWindowInDays")
 
 
 @resource_rule(
