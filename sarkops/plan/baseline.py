@@ -14,12 +14,12 @@ resource, level and message are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sarkops.errors import SarkopsError
+from sarkops.plan.files import read_json
 
 
 class BaselineError(SarkopsError):
@@ -29,12 +29,7 @@ class BaselineError(SarkopsError):
 def read_baseline(path: Path | str) -> dict[str, Any]:
     """Parse a ``sarkops plan --json`` document."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BaselineError(f"{path}: cannot read the baseline plan: {error.strerror}") from None
-    except ValueError as error:
-        raise BaselineError(f"{path}: not valid JSON: {error}") from None
+    data = read_json(path, "the baseline plan", BaselineError)
     if not isinstance(data, dict) or not isinstance(data.get("resources"), list) or "violations" not in data:
         raise BaselineError(f"{path}: not a `sarkops plan --json` document (needs `resources` and `violations`)")
     return data

@@ -32,7 +32,6 @@ resource names differ.
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
 import re
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format, struct_pb2
 
 from sarkops.errors import PolicyPackError
+from sarkops.plan.files import read_json
 from sarkops.plan.pack_config import LEVELS, effective_config
 from sarkops.plan.runtime import STACK_TYPE, RecordedResource, Recording, _from_struct
 
@@ -327,12 +327,7 @@ def load_pack(directory: Path | str) -> LoadedPack:
 def read_pack_config(path: Path | str) -> dict[str, Any]:
     """Parse a ``--policy-pack-config`` JSON file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise PolicyPackError(f"{path}: cannot read policy pack config: {error.strerror}") from None
-    except ValueError as error:
-        raise PolicyPackError(f"{path}: not valid JSON: {error}") from None
+    data = read_json(path, "policy pack config", PolicyPackError)
     if not isinstance(data, dict):
         raise PolicyPackError(f"{path}: a policy pack config must be a JSON object keyed by policy name")
     return data

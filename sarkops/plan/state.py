@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sarkops.errors import SarkopsError
+from sarkops.plan.files import read_json
 
 _SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (the rpc secret signature)
@@ -119,12 +120,4 @@ def parse_state(data: Any, path: Path | str = "<state>") -> PriorState:
 def read_state(path: Path | str) -> PriorState:
     """Parse the ``--state`` file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise StateFileError(f"{path}: cannot read the state file: {error.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise StateFileError(f"{path}: not valid JSON: {error}") from None
-    return parse_state(data, path)
+    return parse_state(read_json(path, "the state file", StateFileError), path)
